@@ -1,0 +1,261 @@
+/* weft/sync.h - locks, conditions, semaphores, events, barriers, once,
+ * read-write locks and timers, with the semantics of Python's threading
+ * module in C form.
+ *
+ * Every primitive here works the same from OS threads and (later) green
+ * threads, mixed freely: all of them wait through the park layer and nothing
+ * else.  Every blocking call takes an absolute monotonic deadline as its
+ * last argument (weft/time.h) and, in a green thread, is a cancellation
+ * point.
+ *
+ * Storage.  Lock, rlock, condition, semaphore, event and once are exposed
+ * structs so that they can live inside the caller's own structures and be
+ * initialised statically (WEFT_LOCK_INIT and friends).  Their fields are
+ * private: touch them only through the functions below.  All-zero storage is
+ * a valid unlocked lock, rlock, event and once.  A primitive must not be
+ * destroyed (or its storage reused) while any thread waits on it; the _fini
+ * functions report that with -EBUSY.
+ *
+ * Fairness.  Locks allow barging (a running thread may take a lock that was
+ * just released ahead of a parked waiter), which keeps the uncontended and
+ * lightly contended paths fast; but a waiter parked for more than
+ * WEFT_LOCK_HANDOFF_NS is handed the lock directly at the next release, so
+ * no waiter is kept out for long (the policy of Go's sync.Mutex and of
+ * CPython's PyMutex).  Conditions wake in FIFO order.
+ */
+#ifndef WEFT_SYNC_H
+#define WEFT_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- private plumbing shared by the exposed structs ------------------- */
+
+struct weft__wait_entry;
+
+/* A FIFO of parked waiters with the small lock that guards it.  Private.
+ * guard is a futex-based mutex word (0 free, 1 held, 2 held and contended);
+ * head, tail and len are guarded by it. */
+typedef struct weft__waitq {
+    _Atomic uint32_t guard;
+    uint32_t len;
+    struct weft__wait_entry *head;
+    struct weft__wait_entry *tail;
+} weft__waitq;
+
+#define WEFT__WAITQ_INIT {0, 0, NULL, NULL}
+
+/* A waiter parked this long on a lock is handed the lock at the next
+ * release instead of competing for it. */
+#define WEFT_LOCK_HANDOFF_NS INT64_C(1000000)
+
+/* ---- Lock ------------------------------------------------------------- */
+
+/* A mutual-exclusion lock (Python's threading.Lock), with an owner: the
+ * thread or green thread that acquired it is the only one that may release
+ * it, and re-acquiring it from the owner is reported instead of hanging. */
+typedef struct weft_lock {
+    _Atomic uint32_t state;   /* private: LOCKED | WAITERS bits */
+    _Atomic(void *) owner;    /* private: the holder's waiter identity */
+    weft__waitq wq;           /* private */
+} weft_lock;
+
+#define WEFT_LOCK_INIT {0, NULL, WEFT__WAITQ_INIT}
+
+void weft_lock_init(weft_lock *self);
+/* -EBUSY if the lock is held or has waiters. */
+int weft_lock_fini(weft_lock *self);
+
+/* Acquire, waiting until deadline.  0, -ETIMEDOUT, -ECANCELED, or -EDEADLK
+ * if the caller already holds it.  Blocks; cancellation point. */
+int weft_lock_acquire(weft_lock *self, int64_t deadline);
+/* Acquire without waiting: 0 or -EAGAIN (-EDEADLK if already held by the
+ * caller). */
+int weft_lock_try(weft_lock *self);
+/* Release: 0, or -EPERM if the caller does not hold it.  Never blocks. */
+int weft_lock_release(weft_lock *self);
+/* A racy snapshot: is it held by anyone? */
+bool weft_lock_locked(const weft_lock *self);
+/* Does the calling thread (or green thread) hold it? */
+bool weft_lock_held(const weft_lock *self);
+
+/* ---- RLock ------------------------------------------------------------ */
+
+/* A reentrant lock (Python's threading.RLock): the owner may acquire it
+ * again, and must release it as many times as it acquired it. */
+typedef struct weft_rlock {
+    weft_lock lock;           /* private: held while count > 0 */
+    uint32_t count;           /* private: owner only */
+} weft_rlock;
+
+#define WEFT_RLOCK_INIT {WEFT_LOCK_INIT, 0}
+
+void weft_rlock_init(weft_rlock *self);
+int weft_rlock_fini(weft_rlock *self);
+/* 0, -ETIMEDOUT, -ECANCELED, -EOVERFLOW (recursion count at UINT32_MAX). */
+int weft_rlock_acquire(weft_rlock *self, int64_t deadline);
+int weft_rlock_try(weft_rlock *self);
+/* -EPERM if the caller is not the owner. */
+int weft_rlock_release(weft_rlock *self);
+bool weft_rlock_locked(const weft_rlock *self);
+/* The caller's recursion level: 0 if it does not own it. */
+uint32_t weft_rlock_level(const weft_rlock *self);
+
+/* ---- Condition -------------------------------------------------------- */
+
+/* A condition variable bound to one lock or one rlock for its whole life
+ * (Python's threading.Condition).  wait releases the lock (every recursion
+ * level of an rlock), parks, and re-acquires it before returning, on timeout
+ * and cancellation too.  notify wakes waiters in FIFO order.  Waiting or
+ * notifying without holding the lock is -EPERM. */
+typedef struct weft_cond {
+    weft_lock *lock;          /* private: exactly one of lock, rlock */
+    weft_rlock *rlock;        /* private */
+    weft__waitq wq;           /* private */
+} weft_cond;
+
+#define WEFT_COND_INIT(lockp) {(lockp), NULL, WEFT__WAITQ_INIT}
+#define WEFT_COND_INIT_RLOCK(rlockp) {NULL, (rlockp), WEFT__WAITQ_INIT}
+
+void weft_cond_init(weft_cond *self, weft_lock *lock);
+void weft_cond_init_rlock(weft_cond *self, weft_rlock *rlock);
+int weft_cond_fini(weft_cond *self);
+
+/* 0 when notified, -ETIMEDOUT, -ECANCELED, -EPERM.  The lock is held again
+ * when it returns, whatever it returns (except -EPERM, when it was never
+ * released).  As in Python there are no spurious wake-ups, but another
+ * thread may take the state first: re-check in a loop, or use wait_for. */
+int weft_cond_wait(weft_cond *self, int64_t deadline);
+
+/* Wait until pred(arg) is true, re-checking after every wake-up, with one
+ * deadline for the whole wait.  0 when pred became true, or the error that
+ * ended the wait (-ETIMEDOUT: pred was still false at the deadline). */
+typedef bool (*weft_pred_fn)(void *arg);
+int weft_cond_wait_for(weft_cond *self, weft_pred_fn pred, void *arg,
+                       int64_t deadline);
+
+/* Wake up to n waiters (FIFO); notify_all wakes every one.  -EPERM without
+ * the lock.  Never blocks; does not release the lock. */
+int weft_cond_notify(weft_cond *self, int n);
+int weft_cond_notify_all(weft_cond *self);
+
+/* ---- Semaphore and bounded semaphore ---------------------------------- */
+
+/* A counting semaphore (Python's Semaphore); with a bound, a
+ * BoundedSemaphore, whose value may never rise above its bound. */
+typedef struct weft_sem {
+    _Atomic int64_t value;    /* private */
+    int64_t bound;            /* private: 0 means unbounded */
+    _Atomic uint32_t nwait;   /* private: parked waiters */
+    weft__waitq wq;           /* private */
+} weft_sem;
+
+#define WEFT_SEM_INIT(v) {(v), 0, 0, WEFT__WAITQ_INIT}
+#define WEFT_BOUNDED_SEM_INIT(v) {(v), (v), 0, WEFT__WAITQ_INIT}
+
+/* -EINVAL if value < 0. */
+int weft_sem_init(weft_sem *self, int64_t value);
+int weft_sem_init_bounded(weft_sem *self, int64_t value);
+int weft_sem_fini(weft_sem *self);
+/* Take one unit: 0, -ETIMEDOUT, -ECANCELED. */
+int weft_sem_acquire(weft_sem *self, int64_t deadline);
+int weft_sem_try(weft_sem *self);
+/* Give back n units (n >= 1, else -EINVAL) and wake up to n waiters.  A
+ * bounded semaphore refuses, changing nothing, with -EOVERFLOW if the value
+ * would exceed its bound. */
+int weft_sem_release(weft_sem *self, int64_t n);
+int64_t weft_sem_value(const weft_sem *self);
+
+/* ---- Event ------------------------------------------------------------ */
+
+/* A level-triggered flag (Python's threading.Event). */
+typedef struct weft_event {
+    _Atomic uint32_t flag;    /* private */
+    weft__waitq wq;           /* private */
+} weft_event;
+
+#define WEFT_EVENT_INIT {0, WEFT__WAITQ_INIT}
+
+void weft_event_init(weft_event *self);
+int weft_event_fini(weft_event *self);
+/* Set the flag and wake every waiter. */
+void weft_event_set(weft_event *self);
+void weft_event_clear(weft_event *self);
+bool weft_event_is_set(const weft_event *self);
+/* 0 once the flag is set (at once if it already is), -ETIMEDOUT,
+ * -ECANCELED. */
+int weft_event_wait(weft_event *self, int64_t deadline);
+
+/* ---- Barrier ---------------------------------------------------------- */
+
+/* A cyclic barrier for a fixed number of parties (Python's
+ * threading.Barrier).  Opaque: create and destroy it. */
+typedef struct weft_barrier weft_barrier;
+
+/* action, if not NULL, is run by exactly one party (the last to arrive)
+ * before any is released; if it returns non-zero the barrier breaks: that
+ * party gets the action's code back, every other gets WEFT_EBROKEN.
+ * -EINVAL if parties < 1. */
+typedef int (*weft_barrier_action)(void *arg);
+int weft_barrier_create(weft_barrier **out, int parties,
+                        weft_barrier_action action, void *arg);
+/* -EBUSY if parties are waiting. */
+int weft_barrier_destroy(weft_barrier *self);
+/* Wait for every party.  Returns an arrival index from 0 to parties-1 (each
+ * index once per cycle), or WEFT_EBROKEN, -ETIMEDOUT (which also breaks the
+ * barrier for everyone) or -ECANCELED (which breaks it too). */
+int weft_barrier_wait(weft_barrier *self, int64_t deadline);
+/* Break it: every current and future waiter gets WEFT_EBROKEN. */
+void weft_barrier_abort(weft_barrier *self);
+/* Fail the current waiters with WEFT_EBROKEN and make it usable again. */
+void weft_barrier_reset(weft_barrier *self);
+int weft_barrier_parties(const weft_barrier *self);
+int weft_barrier_n_waiting(const weft_barrier *self);
+bool weft_barrier_broken(const weft_barrier *self);
+
+/* ---- Once ------------------------------------------------------------- */
+
+/* Run a function exactly once, however many threads ask at the same time;
+ * the others wait until it has finished. */
+typedef struct weft_once {
+    _Atomic uint32_t state;   /* private: 0 new, 1 running, 2 done */
+    int rc;                   /* private: what fn returned */
+    weft__waitq wq;           /* private */
+} weft_once;
+
+#define WEFT_ONCE_INIT {0, 0, WEFT__WAITQ_INIT}
+
+/* Calls fn(arg) if nobody has yet; returns fn's return value (to every
+ * caller, the first and the later ones).  A caller that must wait for a
+ * running fn may be cancelled (-ECANCELED). */
+int weft_once_call(weft_once *self, int (*fn)(void *arg), void *arg);
+bool weft_once_done(const weft_once *self);
+
+/* ---- Read-write lock -------------------------------------------------- */
+
+/* Many readers or one writer.  Writers are preferred: once a writer waits,
+ * new readers wait behind it, so a stream of readers cannot starve writers.
+ * Not reentrant.  Opaque. */
+typedef struct weft_rwlock weft_rwlock;
+
+int weft_rwlock_create(weft_rwlock **out);
+int weft_rwlock_destroy(weft_rwlock *self);
+int weft_rwlock_read_acquire(weft_rwlock *self, int64_t deadline);
+int weft_rwlock_read_try(weft_rwlock *self);
+/* -EPERM if no reader holds it. */
+int weft_rwlock_read_release(weft_rwlock *self);
+/* -EDEADLK if the caller already holds it for writing. */
+int weft_rwlock_write_acquire(weft_rwlock *self, int64_t deadline);
+int weft_rwlock_write_try(weft_rwlock *self);
+/* -EPERM if the caller is not the writer. */
+int weft_rwlock_write_release(weft_rwlock *self);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,146 @@
+/* weft/thread.h - OS threads, thread-local data and timers (Python's
+ * threading.Thread, threading.local and threading.Timer, in C form).
+ *
+ * A thread runs fn(arg); fn returns 0 for success or a non-zero code (by
+ * convention a negative weft/errno code) for failure.  That int is the
+ * thread's result: join hands it back.  A thread whose fn returns non-zero
+ * is reported to the failure hook (Python's threading.excepthook); the
+ * default hook logs one line through weft's logger naming the thread and
+ * the code.
+ *
+ * Exit policy (Python's, made explicit).  A thread is non-daemon unless
+ * told otherwise, and inherits the daemon flag of the weft thread that
+ * starts it.  When the process exits normally (main returns or exit() is
+ * called), weft first joins every non-daemon thread that is still running,
+ * so their work is not cut off; daemon threads are abandoned and die with the
+ * process.  Call weft_thread_join_all() yourself to bound that wait.
+ *
+ * Handles.  weft_thread_start returns a handle that must eventually be
+ * released with weft_thread_join (which consumes it) or weft_thread_detach.
+ * Handles obtained from weft_thread_current, weft_thread_main or
+ * weft_thread_enumerate are borrowed: they stay valid while the thread is
+ * alive (and, for enumerate, until weft_thread_release).
+ */
+#ifndef WEFT_THREAD_H
+#define WEFT_THREAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_thread weft_thread;
+typedef int (*weft_thread_fn)(void *arg);
+
+/* Longest name kept; the OS thread name is cut to 15 bytes by Linux. */
+#define WEFT_THREAD_NAME_MAX 64
+
+typedef struct weft_thread_opts {
+    const char *name;     /* NULL: "Thread-N" */
+    int daemon;           /* -1: inherit from the creator (the default);
+                             0: non-daemon; 1: daemon */
+    size_t stack_size;    /* 0: weft_thread_stack_size(); else >= 32 KiB */
+} weft_thread_opts;
+
+/* Zero opts would mean daemon 0; use this to inherit, as Python does. */
+#define WEFT_THREAD_OPTS_DEFAULT {NULL, -1, 0}
+
+/* Start a thread running fn(arg).  opts may be NULL.  -EINVAL (stack too
+ * small), -EAGAIN (the OS refused a thread), -ENOMEM. */
+int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
+                      const weft_thread_opts *opts);
+
+/* Wait until the thread ends or deadline passes.  On 0, *result (if not
+ * NULL) gets fn's return value and the handle is released.  -ETIMEDOUT
+ * leaves the handle valid for another join.  -EDEADLK when joining oneself,
+ * -EINVAL on a detached thread.  Blocks; cancellation point. */
+int weft_thread_join(weft_thread *t, int *result, int64_t deadline);
+
+/* Release the handle without waiting; the thread cleans up after itself. */
+int weft_thread_detach(weft_thread *t);
+
+bool weft_thread_is_alive(const weft_thread *t);
+bool weft_thread_is_daemon(const weft_thread *t);
+const char *weft_thread_name(const weft_thread *t);
+/* Rename; also renames the OS thread if it is running.  -EINVAL on NULL. */
+int weft_thread_set_name(weft_thread *t, const char *name);
+/* weft's id: unique for the life of the process, never 0 or reused. */
+uint64_t weft_thread_id(const weft_thread *t);
+/* The kernel's thread id (gettid), 0 before start or after exit. */
+long weft_thread_native_id(const weft_thread *t);
+
+/* The calling thread.  Threads weft did not start (the main thread, threads
+ * from pthread_create) get a handle at first use, named "MainThread" or
+ * "Dummy-N", daemon, not joinable.  Never NULL. */
+weft_thread *weft_thread_current(void);
+weft_thread *weft_thread_main(void);
+/* weft_thread_id(weft_thread_current()) without the handle. */
+uint64_t weft_thread_get_ident(void);
+
+/* The live threads: started by weft and not yet ended, plus the main thread
+ * and adopted foreign threads.  Fills up to cap handles (each must be given
+ * back with weft_thread_release) and returns how many threads are alive,
+ * which may exceed cap. */
+int weft_thread_enumerate(weft_thread **out, int cap);
+void weft_thread_release(weft_thread *t);
+int weft_thread_active_count(void);
+
+/* Join every live non-daemon thread (other than the caller) until deadline:
+ * what weft does at exit.  0 or -ETIMEDOUT. */
+int weft_thread_join_all(int64_t deadline);
+
+/* The default stack size for threads started later; 0 restores the
+ * system's.  Returns the previous value through *old if not NULL.  -EINVAL
+ * below 32 KiB. */
+int weft_thread_stack_size(size_t size, size_t *old);
+
+/* The failure hook: called on the failing thread after fn returned
+ * rc != 0.  NULL restores the default (one log line at level ERROR).
+ * Returns the previous hook. */
+typedef void (*weft_thread_failure_hook)(weft_thread *t, int rc);
+weft_thread_failure_hook weft_thread_set_failure_hook(weft_thread_failure_hook h);
+
+/* ---- thread-local data ------------------------------------------------ */
+
+/* A key names one slot in every thread.  A thread's value starts NULL;
+ * when the thread ends, dtor (if any) is called with each non-NULL value it
+ * left.  Keys are cheap; up to WEFT_TLS_KEYS_MAX may exist at once. */
+typedef struct weft_tls_key {
+    unsigned idx;             /* private */
+} weft_tls_key;
+
+#define WEFT_TLS_KEYS_MAX 256
+
+/* -EAGAIN when every key is taken. */
+int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *value));
+/* The slot is freed for reuse; destructors are not run for it again. */
+int weft_tls_key_delete(weft_tls_key key);
+void *weft_tls_get(weft_tls_key key);
+/* -EINVAL on a deleted key, -ENOMEM. */
+int weft_tls_set(weft_tls_key key, void *value);
+
+/* ---- Timer ------------------------------------------------------------ */
+
+/* Run fn(arg) once after a delay unless cancelled first (Python's
+ * threading.Timer): a thread that waits, then calls fn.  Opaque. */
+typedef struct weft_timer weft_timer;
+
+/* Start the countdown at once; fn runs at deadline. */
+int weft_timer_start(weft_timer **out, int64_t deadline,
+                     void (*fn)(void *arg), void *arg);
+/* Stop it if fn has not started: 0 if cancelled in time, -EAGAIN if fn has
+ * already started or finished. */
+int weft_timer_cancel(weft_timer *t);
+/* Wait for the timer's thread to end (fn done or cancelled) and free the
+ * timer.  -ETIMEDOUT leaves it valid. */
+int weft_timer_join(weft_timer *t, int64_t deadline);
+/* Did fn run (or is it running)? */
+bool weft_timer_fired(const weft_timer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

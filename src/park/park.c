@@ -1,0 +1,246 @@
+/* park.c - waiters, the claim protocol and the OS-thread park backend.
+ *
+ * Design: see park.h.  An OS thread's waiter lives in its TLS; its state
+ * word is also its futex word, so a wake is one CAS, one store and one
+ * FUTEX_WAKE.  Before sleeping, the waiter spins for weft__spin_limit
+ * iterations re-reading state: waking a sleeping thread on another core
+ * costs tens of microseconds on the machines we run on, and most waits in
+ * a ping-pong end within a microsecond or two.
+ *   (Rejected: a per-primitive futex word, as glibc does.  It cannot serve a
+ *   waiter that waits on several things at once, and a green thread cannot
+ *   sleep on a futex without stopping its worker.)
+ * Invariants: a waiter's claim is non-NULL exactly when its wait is over;
+ * state becomes WOKEN only after claim was set, by the claimer.
+ */
+#include "park.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../lib/assert.h"
+#include "../platform/platform.h"
+
+/* Claim markers that are not entries. */
+static char claim_timeout_marker, claim_cancel_marker;
+#define CLAIM_TIMEOUT ((void *)&claim_timeout_marker)
+#define CLAIM_CANCEL ((void *)&claim_cancel_marker)
+
+unsigned weft__spin_limit = 2000;
+
+/* ---- the OS-thread backend -------------------------------------------- */
+
+static void os_block(weft__waiter *w, int64_t deadline)
+{
+    for (unsigned i = 0; i < weft__spin_limit; i++) {
+        if (atomic_load_explicit(&w->state, memory_order_acquire) !=
+            WEFT__W_WAITING)
+            return;
+        weft__cpu_relax();
+    }
+    weft__futex_wait(&w->state, WEFT__W_WAITING, deadline);
+}
+
+static void os_unblock(weft__waiter *w)
+{
+    weft__futex_wake(&w->state, 1);
+}
+
+static const struct weft__park_ops os_ops = {os_block, os_unblock};
+
+static _Thread_local weft__waiter tls_os_waiter;
+static _Thread_local weft__waiter *tls_self;
+
+static void init_spin_limit(void)
+{
+    const char *s = getenv("WEFT_SPIN");
+    if (s && *s)
+        weft__spin_limit = (unsigned)strtoul(s, NULL, 10);
+}
+
+static weft__waiter *self_slow(void)
+{
+    static _Atomic int spin_inited;
+    if (!atomic_exchange(&spin_inited, 1))
+        init_spin_limit();
+    weft__waiter_init(&tls_os_waiter, WEFT__WAITER_OS, &os_ops, NULL);
+    tls_self = &tls_os_waiter;
+    return tls_self;
+}
+
+weft__waiter *weft__self(void)
+{
+    weft__waiter *w = tls_self;
+    return WEFT_LIKELY(w != NULL) ? w : self_slow();
+}
+
+void weft__set_self(weft__waiter *w)
+{
+    if (w == NULL)
+        w = tls_os_waiter.ops ? &tls_os_waiter : self_slow();
+    tls_self = w;
+}
+
+/* ---- waiters ---------------------------------------------------------- */
+
+void weft__waiter_init(weft__waiter *w, uint32_t kind,
+                       const struct weft__park_ops *ops, void *owner)
+{
+    atomic_init(&w->state, WEFT__W_IDLE);
+    atomic_init(&w->claim, NULL);
+    atomic_init(&w->cancel, 0);
+    w->kind = kind;
+    w->ops = ops;
+    w->owner = owner;
+    w->wait_what = NULL;
+    w->wait_obj = NULL;
+    w->wait_since = 0;
+}
+
+void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
+{
+    atomic_store_explicit(&w->claim, NULL, memory_order_relaxed);
+    atomic_store_explicit(&w->state, WEFT__W_WAITING, memory_order_release);
+    w->wait_what = what;
+    w->wait_obj = obj;
+    w->wait_since = weft__clock_now();
+}
+
+/* Wait, without any deadline, for the claimer that beat us to finish. */
+static void await_claimer(weft__waiter *w)
+{
+    while (atomic_load_explicit(&w->state, memory_order_acquire) ==
+           WEFT__W_WAITING)
+        w->ops->block(w, WEFT_FOREVER);
+}
+
+static int finish(weft__waiter *w)
+{
+    void *c = atomic_load_explicit(&w->claim, memory_order_acquire);
+    atomic_store_explicit(&w->state, WEFT__W_IDLE, memory_order_relaxed);
+    w->wait_what = NULL;
+    w->wait_obj = NULL;
+    return c == CLAIM_CANCEL ? -ECANCELED : 0;
+}
+
+int weft__park(weft__waiter *w, int64_t deadline)
+{
+    void *expect;
+
+    for (;;) {
+        if (atomic_load_explicit(&w->state, memory_order_acquire) !=
+            WEFT__W_WAITING)
+            return finish(w);
+        if (atomic_load_explicit(&w->cancel, memory_order_acquire)) {
+            expect = NULL;
+            if (atomic_compare_exchange_strong(&w->claim, &expect,
+                                               CLAIM_CANCEL)) {
+                atomic_store_explicit(&w->state, WEFT__W_IDLE,
+                                      memory_order_relaxed);
+                w->wait_what = NULL;
+                return -ECANCELED;
+            }
+            await_claimer(w);
+            return finish(w);
+        }
+        if (deadline >= 0 && weft__clock_now() >= deadline) {
+            expect = NULL;
+            if (atomic_compare_exchange_strong(&w->claim, &expect,
+                                               CLAIM_TIMEOUT)) {
+                atomic_store_explicit(&w->state, WEFT__W_IDLE,
+                                      memory_order_relaxed);
+                w->wait_what = NULL;
+                return -ETIMEDOUT;
+            }
+            await_claimer(w);
+            return finish(w);
+        }
+        w->ops->block(w, deadline);
+    }
+}
+
+weft__wait_entry *weft__woken_by(weft__waiter *w)
+{
+    void *c = atomic_load_explicit(&w->claim, memory_order_acquire);
+    return (c == CLAIM_CANCEL || c == CLAIM_TIMEOUT) ? NULL : c;
+}
+
+void weft__waiter_cancel(weft__waiter *w)
+{
+    void *expect = NULL;
+
+    atomic_store_explicit(&w->cancel, 1, memory_order_release);
+    if (atomic_load_explicit(&w->state, memory_order_acquire) !=
+        WEFT__W_WAITING)
+        return;
+    if (atomic_compare_exchange_strong(&w->claim, &expect, CLAIM_CANCEL)) {
+        atomic_store_explicit(&w->state, WEFT__W_WOKEN, memory_order_release);
+        w->ops->unblock(w);
+    }
+}
+
+void weft__waiter_uncancel(weft__waiter *w)
+{
+    atomic_store_explicit(&w->cancel, 0, memory_order_release);
+}
+
+bool weft__waiter_cancelled(const weft__waiter *w)
+{
+    return atomic_load_explicit(&w->cancel, memory_order_acquire) != 0;
+}
+
+/* ---- waking ----------------------------------------------------------- */
+
+bool weft__wake(weft__wait_entry *e, int result)
+{
+    weft__waiter *w = e->waiter;
+    void *expect = NULL;
+
+    if (!atomic_compare_exchange_strong_explicit(&w->claim, &expect, e,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false;
+    e->result = result;
+    atomic_store_explicit(&w->state, WEFT__W_WOKEN, memory_order_release);
+    w->ops->unblock(w);
+    return true;
+}
+
+int weft__wake_one(weft__waitq *wq, int result)
+{
+    weft__wait_entry *e;
+
+    while ((e = weft__waitq_pop(wq)) != NULL)
+        if (weft__wake(e, result))
+            return 1;
+    return 0;
+}
+
+int weft__wake_all(weft__waitq *wq, int result)
+{
+    weft__wait_entry *e;
+    int n = 0;
+
+    while ((e = weft__waitq_pop(wq)) != NULL)
+        n += weft__wake(e, result);
+    return n;
+}
+
+int weft__wait_on(weft__waitq *wq, weft__wait_entry *e, bool front,
+                  int64_t deadline, const char *what, const void *obj)
+{
+    weft__waiter *w = weft__self();
+    int rc;
+
+    weft__wait_prepare(w, what, obj);
+    if (front)
+        weft__waitq_push_front(wq, e, w);
+    else
+        weft__waitq_push(wq, e, w);
+    weft__waitq_unlock(wq);
+    rc = weft__park(w, deadline);
+    if (rc != 0) {
+        weft__waitq_lock(wq);
+        weft__waitq_remove(wq, e);
+    }
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* platform.h - the platform layer's internal interface: futex, clock, CPU
+ * relax hint and OS thread ids.  Everything architecture- or OS-specific
+ * that the layers above need is declared here and defined under
+ * src/platform/ alone (futex.c, clock.c, cpu.h); no other folder may contain
+ * an #ifdef for an architecture or an OS.
+ */
+#ifndef WEFT_PLATFORM_H
+#define WEFT_PLATFORM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Sleep while *addr == expected, until woken or the absolute monotonic
+ * deadline (WEFT_FOREVER: none) passes.  Returns 0 when woken (or on a
+ * spurious return: callers re-check their condition), -EAGAIN if *addr
+ * already differed, -ETIMEDOUT, or -EINTR.  Process-private. */
+int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected,
+                     int64_t deadline);
+
+/* Wake up to n sleepers on addr (INT32_MAX: all).  Returns how many. */
+int weft__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* Monotonic nanoseconds (CLOCK_MONOTONIC). */
+int64_t weft__clock_now(void);
+
+/* Wall-clock time: seconds and microseconds since the epoch. */
+void weft__clock_wall(int64_t *sec, int32_t *usec);
+
+/* The kernel's id for the calling thread. */
+long weft__gettid(void);
+
+/* Set the calling OS thread's name (cut to what the OS keeps). */
+void weft__set_os_thread_name(const char *name);
+
+/* A hint to the CPU that we are spinning. */
+void weft__cpu_relax(void);
+
+/* Number of CPUs this process may run on (>= 1). */
+int weft__cpu_count(void);
+
+#endif

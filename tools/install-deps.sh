@@ -1,0 +1,19 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages the build and tests need,
+# only when they are missing (so it is cheap to run before every build).
+# Needs root (or sudo) only when something is actually missing.
+set -e
+need=""
+command -v cc >/dev/null 2>&1 || need="$need gcc"
+command -v make >/dev/null 2>&1 || need="$need make"
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+if ! pkg-config --exists check 2>/dev/null; then need="$need check"; fi
+[ -n "$WEFT_DEPS_EXTRA" ] && need="$need $WEFT_DEPS_EXTRA"
+[ -z "$need" ] && exit 0
+echo "install-deps: installing$need" >&2
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq $need >/dev/null
