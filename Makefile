@@ -43,7 +43,8 @@ else
   OPT := -O2
 endif
 
-B := build/$(VARIANT)
+BUILD ?= build
+B := $(BUILD)/$(VARIANT)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-unused-parameter

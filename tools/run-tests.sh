@@ -12,6 +12,11 @@ thread|address) : "${CK_TIMEOUT_MULTIPLIER:=4}" ;;
 *) : "${CK_TIMEOUT_MULTIPLIER:=1}" ;;
 esac
 export CK_TIMEOUT_MULTIPLIER
+# A sanitizer report fails the test it happened in (Check sees the forked
+# child exit abnormally).
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1 detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1 print_stacktrace=1}"
 passed=0
 failed=0
 for bin in "$@"; do
