@@ -95,6 +95,15 @@ START_TEST(logging_debug_level_from_env)
 }
 END_TEST
 
+START_TEST(quickstart_from_readme_runs)
+{
+    ck_assert_int_eq(run_example("quickstart", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "[consumer] got 1\n"), "%s", out);
+    ck_assert_msg(strstr(out, "[consumer] got 100\n"), "%s", out);
+    ck_assert_msg(strstr(out, "consumer: success"), "%s", out);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -107,6 +116,7 @@ static Suite *examples_suite(void)
     tcase_add_test(c, connection_pool_is_bounded);
     tcase_add_test(c, logging_names_threads);
     tcase_add_test(c, logging_debug_level_from_env);
+    tcase_add_test(c, quickstart_from_readme_runs);
     suite_add_tcase(s, c);
     return s;
 }
