@@ -45,5 +45,5 @@ void weft__fence_heavy(void)
     if (weft__membarrier_ok &&
         membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
         return;
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__full_fence();
 }

@@ -43,12 +43,27 @@ void weft__cpu_relax(void);
  * compiler barrier when membarrier(2) is available, else a full fence. */
 extern int weft__membarrier_ok;
 void weft__fence_heavy(void);
+
+/* gcc's ThreadSanitizer does not model fences and says so (-Wtsan); the
+ * fence is still executed, and TSan checks data races, not fence logic. */
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+static inline void weft__full_fence(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 static inline void weft__fence_light(void)
 {
     if (__builtin_expect(weft__membarrier_ok, 1))
         atomic_signal_fence(memory_order_seq_cst);
     else
-        atomic_thread_fence(memory_order_seq_cst);
+        weft__full_fence();
 }
 
 /* Number of CPUs this process may run on (>= 1). */
