@@ -29,20 +29,28 @@ unsigned weft__spin_limit = 2000;
 
 /* ---- the OS-thread backend -------------------------------------------- */
 
+/* Spin while WAITING; then announce SLEEPING and sleep on the futex, so
+ * that a waker makes the wake system call only for a waiter that sleeps. */
 static void os_block(weft__waiter *w, int64_t deadline)
 {
+    uint32_t s;
+
     for (unsigned i = 0; i < weft__spin_limit; i++) {
-        if (atomic_load_explicit(&w->state, memory_order_acquire) !=
-            WEFT__W_WAITING)
+        if (atomic_load_explicit(&w->state, memory_order_acquire) ==
+            WEFT__W_WOKEN)
             return;
         weft__cpu_relax();
     }
-    weft__futex_wait(&w->state, WEFT__W_WAITING, deadline);
+    s = WEFT__W_WAITING;
+    if (atomic_compare_exchange_strong(&w->state, &s, WEFT__W_SLEEPING) ||
+        s == WEFT__W_SLEEPING)
+        weft__futex_wait(&w->state, WEFT__W_SLEEPING, deadline);
 }
 
-static void os_unblock(weft__waiter *w)
+static void os_unblock(weft__waiter *w, uint32_t prev)
 {
-    weft__futex_wake(&w->state, 1);
+    if (prev == WEFT__W_SLEEPING)
+        weft__futex_wake(&w->state, 1);
 }
 
 static const struct weft__park_ops os_ops = {os_block, os_unblock};
@@ -103,8 +111,8 @@ void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
 /* Wait, without any deadline, for the claimer that beat us to finish. */
 static void await_claimer(weft__waiter *w)
 {
-    while (atomic_load_explicit(&w->state, memory_order_acquire) ==
-           WEFT__W_WAITING)
+    while (atomic_load_explicit(&w->state, memory_order_acquire) !=
+           WEFT__W_WOKEN)
         w->ops->block(w, WEFT_FOREVER);
 }
 
@@ -122,8 +130,8 @@ int weft__park(weft__waiter *w, int64_t deadline)
     void *expect;
 
     for (;;) {
-        if (atomic_load_explicit(&w->state, memory_order_acquire) !=
-            WEFT__W_WAITING)
+        if (atomic_load_explicit(&w->state, memory_order_acquire) ==
+            WEFT__W_WOKEN)
             return finish(w);
         if (atomic_load_explicit(&w->cancel, memory_order_acquire)) {
             expect = NULL;
@@ -178,13 +186,11 @@ void weft__waiter_cancel(weft__waiter *w)
     void *expect = NULL;
 
     atomic_store_explicit(&w->cancel, 1, memory_order_release);
-    if (atomic_load_explicit(&w->state, memory_order_acquire) !=
-        WEFT__W_WAITING)
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (s != WEFT__W_WAITING && s != WEFT__W_SLEEPING)
         return;
-    if (atomic_compare_exchange_strong(&w->claim, &expect, CLAIM_CANCEL)) {
-        atomic_store_explicit(&w->state, WEFT__W_WOKEN, memory_order_release);
-        w->ops->unblock(w);
-    }
+    if (atomic_compare_exchange_strong(&w->claim, &expect, CLAIM_CANCEL))
+        w->ops->unblock(w, atomic_exchange(&w->state, WEFT__W_WOKEN));
 }
 
 void weft__waiter_uncancel(weft__waiter *w)
@@ -209,8 +215,8 @@ bool weft__wake(weft__wait_entry *e, int result)
                                                  memory_order_acquire))
         return false;
     e->result = result;
-    atomic_store_explicit(&w->state, WEFT__W_WOKEN, memory_order_release);
-    w->ops->unblock(w);
+    w->ops->unblock(w, atomic_exchange_explicit(&w->state, WEFT__W_WOKEN,
+                                                memory_order_acq_rel));
     return true;
 }
 

@@ -24,8 +24,8 @@
  * The claim protocol.  A prepared waiter has claim == NULL and state
  * WAITING.  Exactly one party moves claim away from NULL with a CAS, and
  * only that party may finish the wait:
- *   - a waker: claim = the entry it woke; it writes e->result, then sets
- *     state = WOKEN (release) and calls ops->unblock(w);
+ *   - a waker: claim = the entry it woke; it writes e->result, then swaps
+ *     state to WOKEN and calls ops->unblock(w, previous state);
  *   - the waiter itself when its deadline passes: claim = CLAIM_TIMEOUT;
  *   - a canceller (weft__waiter_cancel): claim = CLAIM_CANCEL; it sets
  *     state = WOKEN and unblocks.
@@ -43,10 +43,13 @@
  *                       the futex word w->state.  A green thread will switch
  *                       to its scheduler, leaving a timer for the deadline;
  *                       its worker keeps running other green threads.
- *   unblock(w)          called by the single claimer, from any thread, after
- *                       state became WOKEN: make w run again (futex wake for
- *                       an OS thread; a push onto a run queue for a green
- *                       thread, idempotent against its deadline timer).
+ *   unblock(w, prev)    called by the single claimer, from any thread, after
+ *                       it swapped state to WOKEN; prev is the state it
+ *                       replaced.  Make w run again: an OS thread needs a
+ *                       futex wake only if prev was SLEEPING (it announces
+ *                       that before sleeping; a waiter still spinning sees
+ *                       WOKEN by itself); a green thread will be pushed onto
+ *                       a run queue, idempotently against its deadline timer.
  * Nothing above this layer knows which kind it is talking to.
  */
 #ifndef WEFT_PARK_H
@@ -64,13 +67,14 @@ typedef struct weft__wait_entry weft__wait_entry;
 
 struct weft__park_ops {
     void (*block)(weft__waiter *w, int64_t deadline);
-    void (*unblock)(weft__waiter *w);
+    void (*unblock)(weft__waiter *w, uint32_t prev_state);
 };
 
 enum {
     WEFT__W_IDLE = 0,     /* not waiting */
     WEFT__W_WAITING = 1,  /* prepared: entries may be queued */
     WEFT__W_WOKEN = 2,    /* claimed by a waker or canceller */
+    WEFT__W_SLEEPING = 3, /* still waiting, and its backend is asleep */
 };
 
 enum {
