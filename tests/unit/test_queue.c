@@ -532,8 +532,9 @@ START_TEST(join_waits_for_every_task_done)
     tt *t = tt_start(join_thread, &j);
     ck_assert_rc(weft_queue_put(q, P(0), WEFT_FOREVER), 0); /* stop */
     ck_assert_rc(tt_join(t), 0);
-    ck_assert_uint_eq(weft_queue_unfinished(q), 0);
     ck_assert_rc(tt_join(w), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 0);
+    ck_assert_rc(weft_queue_join(q, WEFT_NOW), 0);
     ck_assert_rc(weft_queue_destroy(q, NULL), 0);
 }
 END_TEST
