@@ -50,34 +50,45 @@ int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize);
 int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item));
 
 /* Put an item (priority 0 for a priority queue).  0, -ETIMEDOUT (still
- * full at the deadline), -EPIPE (shut down), -ECANCELED. */
+ * full at the deadline), -EPIPE (shut down), -ECANCELED, -ENOMEM (the
+ * storage could not grow).  On any error the item was not queued and stays
+ * the caller's.  If a consumer is already waiting, the item goes straight
+ * to it. */
 int weft_queue_put(weft_queue *q, void *item, int64_t deadline);
 /* Put with a priority; on FIFO and LIFO queues the priority is ignored. */
 int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
                         int64_t deadline);
-/* Never waits: -EAGAIN when full. */
+/* Never waits: -EAGAIN when full (and -EPIPE, -ENOMEM as above). */
 int weft_queue_put_nowait(weft_queue *q, void *item);
 
 /* Take an item into *item.  0, -ETIMEDOUT (still empty at the deadline),
  * -EPIPE (shut down and, for a graceful shutdown, empty), -ECANCELED. */
 int weft_queue_get(weft_queue *q, void **item, int64_t deadline);
-/* The same, also giving the item's priority (0 on FIFO/LIFO). */
+/* The same, also giving the item's priority (0 on FIFO/LIFO); prio may be
+ * NULL. */
 int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
                         int64_t deadline);
-/* Never waits: -EAGAIN when empty. */
+/* Never waits: -EAGAIN when empty (-EPIPE as above). */
 int weft_queue_get_nowait(weft_queue *q, void **item);
 
-/* Racy snapshots, as in Python. */
+/* Snapshots, as in Python: each is exact when taken (it takes the queue's
+ * lock) but may be stale by the time the caller looks.  After an immediate
+ * shutdown the queue is empty (the undelivered items do not count). */
 size_t weft_queue_size(const weft_queue *q);
 bool weft_queue_empty(const weft_queue *q);
 bool weft_queue_full(const weft_queue *q);
 size_t weft_queue_maxsize(const weft_queue *q);
+/* How many threads are parked in put, get or join right now (a snapshot,
+ * for tests, monitoring and deadlock reports; destroy is -EBUSY while it
+ * is not 0). */
+size_t weft_queue_waiters(const weft_queue *q);
 
 /* One fetched item has been processed.  -EOVERFLOW if called more times
  * than items were put. */
 int weft_queue_task_done(weft_queue *q);
-/* Wait until every item put has been marked done.  0, -ETIMEDOUT,
- * -ECANCELED. */
+/* Wait until every item put has been marked done: returns 0 once the count
+ * of unfinished tasks has been zero at some moment since the call.  0,
+ * -ETIMEDOUT, -ECANCELED. */
 int weft_queue_join(weft_queue *q, int64_t deadline);
 size_t weft_queue_unfinished(const weft_queue *q);
 
@@ -86,9 +97,11 @@ size_t weft_queue_unfinished(const weft_queue *q);
 void weft_queue_shutdown(weft_queue *q, bool immediate);
 bool weft_queue_is_shutdown(const weft_queue *q);
 
-/* Items an immediate shutdown took out of the queue, oldest first in queue
- * order: moves up to cap of them into out and returns how many it moved;
- * call until it returns 0.  Any thread. */
+/* Items an immediate shutdown took out of the queue, in the order get
+ * would have returned them (oldest first for FIFO, newest first for LIFO,
+ * lowest priority first): moves up to cap of them into out and returns how
+ * many it moved; call until it returns 0.  0 before an immediate shutdown.
+ * Any thread. */
 size_t weft_queue_take_undelivered(weft_queue *q, void **out, size_t cap);
 
 #ifdef __cplusplus

@@ -1,0 +1,344 @@
+/* stress_queue.c - weft_queue under many producers and consumers: every
+ * item delivered exactly once on every kind, bounded and unbounded, with
+ * random short deadlines forcing timeouts and the hand-off races they
+ * cause; and shutdown (graceful and immediate) while producers and
+ * consumers are blocked, where delivered + undelivered + refused must equal
+ * produced with no item lost or duplicated. */
+#include "support.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#define P(i) ((void *)(uintptr_t)(i))
+#define I(p) ((uintptr_t)(p))
+
+enum { NPROD = 3, NCONS = 2 };
+
+struct shared {
+    weft_queue *q;
+    long per_producer;       /* items each producer tries to put */
+    _Atomic unsigned char *seen; /* per item: how many times delivered */
+    _Atomic long delivered;
+    _Atomic long refused;
+    _Atomic long produced;
+    _Atomic long timeouts;
+    _Atomic long task_done_errors;
+    int timed;               /* use random short deadlines */
+    int task_done;           /* consumers call task_done */
+    unsigned seed;
+};
+
+struct worker {
+    struct shared *s;
+    int id;
+    unsigned rnd;
+};
+
+static unsigned next_rand(unsigned *r)
+{
+    *r = *r * 1103515245u + 12345u;
+    return *r >> 8;
+}
+
+/* A deadline 0-50 us away (WEFT_FOREVER when untimed); WEFT_NOW sometimes,
+ * to exercise the -ETIMEDOUT-without-waiting path as well. */
+static int64_t pick_deadline(struct worker *w)
+{
+    unsigned r;
+    if (!w->s->timed)
+        return WEFT_FOREVER;
+    r = next_rand(&w->rnd) % 64;
+    if (r == 0)
+        return WEFT_NOW;
+    return weft_deadline_in((int64_t)(r - 1) * 800);
+}
+
+/* Items are numbered from 1: producer p puts p*per+1 .. (p+1)*per. */
+static int producer(void *arg)
+{
+    struct worker *w = arg;
+    struct shared *s = w->s;
+    long base = (long)w->id * s->per_producer;
+    int rc;
+
+    for (long i = 1; i <= s->per_producer; i++) {
+        uintptr_t item = (uintptr_t)(base + i);
+        atomic_fetch_add(&s->produced, 1);
+        for (;;) {
+            rc = weft_queue_put_prio(s->q, P(item),
+                                     (int64_t)(next_rand(&w->rnd) % 8),
+                                     pick_deadline(w));
+            if (rc != -ETIMEDOUT)
+                break;
+            atomic_fetch_add(&s->timeouts, 1);
+        }
+        if (rc == -EPIPE) {
+            atomic_fetch_add(&s->refused, 1);
+            return 0; /* shut down: stop producing */
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int consumer(void *arg)
+{
+    struct worker *w = arg;
+    struct shared *s = w->s;
+    void *x;
+    int rc;
+
+    for (;;) {
+        rc = weft_queue_get(s->q, &x, pick_deadline(w));
+        if (rc == -ETIMEDOUT) {
+            atomic_fetch_add(&s->timeouts, 1);
+            continue;
+        }
+        if (rc == -EPIPE)
+            return 0;
+        if (rc != 0)
+            return rc;
+        atomic_fetch_add(&s->seen[I(x)], 1);
+        atomic_fetch_add(&s->delivered, 1);
+        if (s->task_done && weft_queue_task_done(s->q) != 0)
+            atomic_fetch_add(&s->task_done_errors, 1);
+    }
+}
+
+static void shared_init(struct shared *s, weft_queue_kind kind,
+                        size_t maxsize, long per_producer, int timed)
+{
+    memset(s, 0, sizeof *s);
+    ck_assert_rc(weft_queue_create(&s->q, kind, maxsize), 0);
+    s->per_producer = per_producer;
+    s->seen = calloc((size_t)(NPROD * per_producer + 1), 1);
+    ck_assert_ptr_nonnull(s->seen);
+    s->timed = timed;
+    s->task_done = 1;
+}
+
+static void start_all(struct shared *s, struct worker *w, tt **t, unsigned seed)
+{
+    for (int i = 0; i < NPROD + NCONS; i++) {
+        w[i] = (struct worker){.s = s, .id = i < NPROD ? i : i - NPROD,
+                               .rnd = seed * 7919u + (unsigned)i};
+        t[i] = tt_start(i < NPROD ? producer : consumer, &w[i]);
+    }
+}
+
+/* Every item counted at most once overall, and exactly once across the
+ * three outcomes; returns how many were seen by consumers. */
+static long check_exactly_once(struct shared *s, void **undelivered,
+                               size_t nundel)
+{
+    long n = NPROD * s->per_producer, seen = 0;
+    for (size_t i = 0; i < nundel; i++) {
+        uintptr_t x = I(undelivered[i]);
+        ck_assert_msg(x >= 1 && x <= (uintptr_t)n, "bad item %lu",
+                      (unsigned long)x);
+        ck_assert_msg(atomic_load(&s->seen[x]) == 0,
+                      "item %lu both delivered and undelivered",
+                      (unsigned long)x);
+        atomic_store(&s->seen[x], 1);
+    }
+    for (long i = 1; i <= n; i++) {
+        unsigned c = atomic_load(&s->seen[i]);
+        ck_assert_msg(c <= 1, "item %ld delivered %u times", i, c);
+        seen += c;
+    }
+    return seen;
+}
+
+/* ---- every item exactly once ------------------------------------------ */
+
+static void run_exactly_once(weft_queue_kind kind, size_t maxsize, int timed)
+{
+    struct shared s;
+    struct worker w[NPROD + NCONS];
+    tt *t[NPROD + NCONS];
+    long per = 10000 * test_scale();
+    long total = NPROD * per;
+
+    shared_init(&s, kind, maxsize, per, timed);
+    start_all(&s, w, t, (unsigned)(kind * 31 + maxsize + timed));
+    for (int i = 0; i < NPROD; i++)
+        ck_assert_rc(tt_join(t[i]), 0);
+    /* Producers are done; a graceful shutdown lets consumers drain and then
+     * stop with -EPIPE. */
+    weft_queue_shutdown(s.q, false);
+    for (int i = NPROD; i < NPROD + NCONS; i++)
+        ck_assert_rc(tt_join(t[i]), 0);
+    ck_assert_int_eq(atomic_load(&s.refused), 0);
+    ck_assert_int_eq(atomic_load(&s.delivered), total);
+    ck_assert_int_eq(check_exactly_once(&s, NULL, 0), total);
+    ck_assert_int_eq(atomic_load(&s.task_done_errors), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(s.q), 0);
+    ck_assert_uint_eq(weft_queue_size(s.q), 0);
+    ck_assert_rc(weft_queue_join(s.q, WEFT_NOW), 0);
+    ck_assert_rc(weft_queue_destroy(s.q, NULL), 0);
+    if (timed)
+        fprintf(stderr, "# kind %d max %zu: %ld timeouts\n", (int)kind,
+                maxsize, atomic_load(&s.timeouts));
+    free((void *)s.seen);
+}
+
+START_TEST(exactly_once_fifo)
+{
+    run_exactly_once(WEFT_QUEUE_FIFO, 0, 0);
+    run_exactly_once(WEFT_QUEUE_FIFO, 4, 0);
+    run_exactly_once(WEFT_QUEUE_FIFO, 0, 1);
+    run_exactly_once(WEFT_QUEUE_FIFO, 4, 1);
+}
+END_TEST
+
+START_TEST(exactly_once_lifo)
+{
+    run_exactly_once(WEFT_QUEUE_LIFO, 0, 0);
+    run_exactly_once(WEFT_QUEUE_LIFO, 3, 0);
+    run_exactly_once(WEFT_QUEUE_LIFO, 0, 1);
+    run_exactly_once(WEFT_QUEUE_LIFO, 3, 1);
+}
+END_TEST
+
+START_TEST(exactly_once_priority)
+{
+    run_exactly_once(WEFT_QUEUE_PRIORITY, 0, 0);
+    run_exactly_once(WEFT_QUEUE_PRIORITY, 5, 0);
+    run_exactly_once(WEFT_QUEUE_PRIORITY, 0, 1);
+    run_exactly_once(WEFT_QUEUE_PRIORITY, 5, 1);
+}
+END_TEST
+
+START_TEST(exactly_once_size_one)
+{
+    /* maxsize 1: nearly every put and get goes through a hand-off. */
+    run_exactly_once(WEFT_QUEUE_FIFO, 1, 0);
+    run_exactly_once(WEFT_QUEUE_FIFO, 1, 1);
+}
+END_TEST
+
+/* ---- shutdown while blocked ------------------------------------------- */
+
+/* Stop after the consumers have taken about stop_after items, with
+ * producers blocked on a full queue (bounded) or consumers blocked on an
+ * empty one (few producers, timed), then account for every item. */
+static void run_shutdown(weft_queue_kind kind, size_t maxsize, int immediate,
+                         int timed, long stop_after, unsigned seed)
+{
+    struct shared s;
+    struct worker w[NPROD + NCONS];
+    tt *t[NPROD + NCONS];
+    long per = 4000;
+    void *buf[64];
+    void **undel = NULL;
+    size_t nundel = 0, cap = 0, n;
+    long produced, delivered, refused;
+
+    shared_init(&s, kind, maxsize, per, timed);
+    start_all(&s, w, t, seed);
+    while (atomic_load(&s.delivered) < stop_after &&
+           atomic_load(&s.produced) < NPROD * per)
+        sched_yield();
+    weft_queue_shutdown(s.q, immediate);
+    for (int i = 0; i < NPROD + NCONS; i++)
+        ck_assert_rc(tt_join(t[i]), 0);
+    while ((n = weft_queue_take_undelivered(s.q, buf, 64)) != 0) {
+        if (nundel + n > cap) {
+            cap = cap ? cap * 2 : 256;
+            undel = realloc(undel, cap * sizeof *undel);
+            ck_assert_ptr_nonnull(undel);
+        }
+        memcpy(undel + nundel, buf, n * sizeof *buf);
+        nundel += n;
+    }
+    produced = atomic_load(&s.produced);
+    delivered = atomic_load(&s.delivered);
+    refused = atomic_load(&s.refused);
+    if (!immediate)
+        ck_assert_uint_eq(nundel, 0);
+    ck_assert_msg(delivered + (long)nundel + refused == produced,
+                  "seed %u: delivered %ld + undelivered %zu + refused %ld "
+                  "!= produced %ld", seed, delivered, nundel, refused,
+                  produced);
+    ck_assert_int_eq(check_exactly_once(&s, undel, nundel),
+                     delivered + (long)nundel);
+    /* Every delivered item was task_done'd, and the shutdown withdrew the
+     * undelivered ones. */
+    ck_assert_int_eq(atomic_load(&s.task_done_errors), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(s.q), 0);
+    ck_assert_rc(weft_queue_destroy(s.q, NULL), 0);
+    free(undel);
+    free((void *)s.seen);
+}
+
+START_TEST(shutdown_accounts_for_every_item)
+{
+    long rounds = 4 * test_scale();
+    weft_queue_kind kinds[] = {WEFT_QUEUE_FIFO, WEFT_QUEUE_LIFO,
+                               WEFT_QUEUE_PRIORITY};
+    for (long r = 0; r < rounds; r++)
+        for (int k = 0; k < 3; k++)
+            for (int imm = 0; imm <= 1; imm++) {
+                unsigned seed = (unsigned)(r * 6 + k * 2 + imm);
+                /* Bounded: producers mostly blocked when it stops. */
+                run_shutdown(kinds[k], 2, imm, (int)(r & 1), 500 + r * 97,
+                             seed);
+                /* Unbounded: the queue holds a backlog when it stops. */
+                run_shutdown(kinds[k], 0, imm, (int)(r & 1), 200 + r * 53,
+                             seed + 1000);
+            }
+}
+END_TEST
+
+static int blocked_getter(void *p)
+{
+    weft_queue *q = p;
+    void *x;
+    return weft_queue_get(q, &x, WEFT_FOREVER);
+}
+
+START_TEST(shutdown_releases_many_blocked_getters)
+{
+    long rounds = 50 * test_scale();
+    for (long r = 0; r < rounds; r++) {
+        weft_queue *q;
+        tt *t[4];
+        ck_assert_rc(weft_queue_create(&q, WEFT_QUEUE_FIFO, 0), 0);
+        for (int i = 0; i < 4; i++)
+            t[i] = tt_start(blocked_getter, q);
+        if (r & 1)
+            while (weft_queue_waiters(q) < 4)
+                sched_yield();
+        weft_queue_shutdown(q, r & 2);
+        for (int i = 0; i < 4; i++)
+            ck_assert_rc(tt_join(t[i]), -EPIPE);
+        ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+    }
+}
+END_TEST
+
+/* One case per test, so that CK_RUN_CASE can run them one at a time. */
+static void add(Suite *s, const char *name, const TTest *test)
+{
+    TCase *c = tcase_create(name);
+    tcase_set_timeout(c, 60);
+    tcase_add_test(c, test);
+    suite_add_tcase(s, c);
+}
+
+static Suite *queue_stress_suite(void)
+{
+    Suite *s = suite_create("queue_stress");
+    add(s, "exactly_once_fifo", exactly_once_fifo);
+    add(s, "exactly_once_lifo", exactly_once_lifo);
+    add(s, "exactly_once_priority", exactly_once_priority);
+    add(s, "exactly_once_size_one", exactly_once_size_one);
+    add(s, "shutdown_accounts", shutdown_accounts_for_every_item);
+    add(s, "shutdown_blocked_getters", shutdown_releases_many_blocked_getters);
+    return s;
+}
+
+TEST_MAIN(queue_stress_suite)
