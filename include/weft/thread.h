@@ -107,17 +107,23 @@ weft_thread_failure_hook weft_thread_set_failure_hook(weft_thread_failure_hook h
 
 /* A key names one slot in every thread.  A thread's value starts NULL;
  * when the thread ends, dtor (if any) is called with each non-NULL value it
- * left.  Keys are cheap; up to WEFT_TLS_KEYS_MAX may exist at once. */
+ * left (in up to 4 rounds, as POSIX does, if destructors set values again).
+ * Keys are cheap; up to WEFT_TLS_KEYS_MAX may exist at once.  A key is a
+ * small value: copy it freely.  An all-zero key is never valid. */
 typedef struct weft_tls_key {
-    unsigned idx;             /* private */
+    unsigned idx;             /* private: the slot */
+    unsigned gen;             /* private: the slot's generation */
 } weft_tls_key;
 
 #define WEFT_TLS_KEYS_MAX 256
 
-/* -EAGAIN when every key is taken. */
+/* -EAGAIN when every key is taken.  Any thread. */
 int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *value));
-/* The slot is freed for reuse; destructors are not run for it again. */
+/* The slot is freed for reuse; destructors are not run for it again, and
+ * values left under it are never returned (freeing them is the caller's
+ * business, as with pthread_key_delete).  -EINVAL if already deleted. */
 int weft_tls_key_delete(weft_tls_key key);
+/* The calling thread's value: NULL if never set or the key is deleted. */
 void *weft_tls_get(weft_tls_key key);
 /* -EINVAL on a deleted key, -ENOMEM. */
 int weft_tls_set(weft_tls_key key, void *value);
@@ -131,11 +137,13 @@ typedef struct weft_timer weft_timer;
 /* Start the countdown at once; fn runs at deadline. */
 int weft_timer_start(weft_timer **out, int64_t deadline,
                      void (*fn)(void *arg), void *arg);
-/* Stop it if fn has not started: 0 if cancelled in time, -EAGAIN if fn has
- * already started or finished. */
+/* Stop it if fn has not started: 0 if cancelled in time (or already
+ * cancelled), -EAGAIN if fn has already started or finished.  Exactly one of
+ * fn and a successful cancel happens.  Any thread; never blocks. */
 int weft_timer_cancel(weft_timer *t);
 /* Wait for the timer's thread to end (fn done or cancelled) and free the
- * timer.  -ETIMEDOUT leaves it valid. */
+ * timer.  -ETIMEDOUT leaves it valid.  Every timer must be joined once; a
+ * timer's fn must not join its own timer (-EDEADLK). */
 int weft_timer_join(weft_timer *t, int64_t deadline);
 /* Did fn run (or is it running)? */
 bool weft_timer_fired(const weft_timer *t);
