@@ -27,7 +27,9 @@
  * every thread but the forking one is gone, so their handles are unlinked,
  * marked not alive and "lost" (their done events are set, and join does not
  * call pthread_join on them), and the forking thread becomes the main
- * thread, as in Python.
+ * thread, as in Python.  The references their threads held died with those
+ * threads, so lost handles are never freed; they are kept on the lost list
+ * so that they stay reachable (leak checkers would report them otherwise).
  *
  * Invariants: a handle is in the list iff t->linked; reg_count is the
  * length of the list; alive is cleared only in registry_remove (and in the
@@ -48,6 +50,7 @@ static weft_lock reg_lock = WEFT_LOCK_INIT;
 static weft_thread *reg_first, *reg_last; /* guarded by reg_lock */
 static int reg_count;                     /* guarded by reg_lock */
 static _Atomic(weft_thread *) pending;    /* atomic push-only stack */
+static weft_thread *lost;                 /* fork child only; see below */
 static _Atomic bool atfork_installed;
 static _Atomic bool exit_installed;
 
@@ -265,7 +268,8 @@ static void at_fork_child(void)
         t->os_state = WEFT__OS_GONE;
         weft_event_init(&t->done);
         weft_event_set(&t->done);
-        weft__thread_unref(t);
+        t->next = lost;
+        lost = t;
     }
     weft__thread_after_fork(me);
 }

@@ -278,7 +278,7 @@ int weft_thread_join(weft_thread *t, int *result, int64_t deadline)
 
     if (t == NULL)
         return -EINVAL;
-    if (t == weft__thread_self_or_null())
+    if (t == weft_thread_current())
         return -EDEADLK;
     if (t->foreign)
         return -EINVAL;
