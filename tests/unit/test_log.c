@@ -132,7 +132,7 @@ START_TEST(level_filtering)
     ck_assert_int_eq(split(buf, lines, 8), 4);
     const char *want[] = {"WARNING", "ERROR", "CRITICAL", "DEBUG"};
     for (int i = 0; i < 4; i++) {
-        char msg[64], exp[16];
+        char msg[64], exp[32];
         parse(lines[i], level, NULL, msg);
         ck_assert_str_eq(level, want[i]);
         snprintf(exp, sizeof exp, "shown %d", i + 1);
@@ -341,7 +341,7 @@ START_TEST(concurrent_lines_stay_whole)
     to_temp();
     for (int i = 0; i < WRITERS; i++) {
         weft_thread_opts o = WEFT_THREAD_OPTS_DEFAULT;
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "writer-%d", i);
         o.name = name;
         ck_assert_rc(weft_thread_start(&t[i], writer, (void *)(intptr_t)i,
