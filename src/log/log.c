@@ -105,9 +105,8 @@ weft_log_level weft_log_get_level(void)
 
 weft_log_level weft_log_set_level(weft_log_level l)
 {
-    int prev = level_now();
-    prev = atomic_exchange(&level, (int)l);
-    return (weft_log_level)prev;
+    (void)level_now(); /* so that the previous level is the environment's */
+    return (weft_log_level)atomic_exchange(&level, (int)l);
 }
 
 const char *weft_log_level_name(weft_log_level l)

@@ -36,6 +36,12 @@
  * main thread, adopted ones) keep their OS name: renaming the main thread
  * would rename the process in ps.
  *
+ * The rest of the module: registry.c keeps the live set, join_all and the
+ * exit policy (an atexit handler, registered at the first start, that waits
+ * for every non-daemon thread except the caller of exit; its comment has
+ * the details); current.c keeps weft_thread_current, the main thread and
+ * the adoption of foreign threads; tls.c and timer.c are self-contained.
+ *
  * Locking: os_lock guards os_state and pt_self; everything else is atomic or
  * constant (see struct weft_thread in thread.h).
  */
