@@ -9,14 +9,26 @@
  * the code.
  *
  * Exit policy (Python's, made explicit).  A thread is non-daemon unless
- * told otherwise, and inherits the daemon flag of the weft thread that
- * starts it.  When the process exits normally (main returns or exit() is
- * called), weft first joins every non-daemon thread that is still running,
- * so their work is not cut off; daemon threads are abandoned and die with the
- * process.  Call weft_thread_join_all() yourself to bound that wait.
+ * told otherwise, and inherits the daemon flag of the thread that starts it
+ * (the main thread is non-daemon; a thread weft did not start counts as a
+ * daemon, as Python's dummy threads do).  When the process exits normally
+ * (main returns or exit() is called, from any thread), weft first waits for
+ * every non-daemon thread it started that is still running, detached ones
+ * included, so their work is not cut off; daemon threads are abandoned and
+ * die with the process.  The thread calling exit() is not waited for, nor
+ * are threads weft did not start.  This runs as an atexit handler
+ * registered at the first weft_thread_start, so handlers registered before
+ * that run after the wait.  Call weft_thread_join_all() yourself to bound
+ * the wait.
+ *
+ * fork.  In a child, only the forking thread exists: every other handle
+ * is marked ended (join returns at once with an unspecified result), and
+ * the forking thread becomes the main thread.
  *
  * Handles.  weft_thread_start returns a handle that must eventually be
- * released with weft_thread_join (which consumes it) or weft_thread_detach.
+ * released with weft_thread_join (which consumes it) or weft_thread_detach;
+ * exactly one thread may do so.  fn must return (pthread_exit from fn is
+ * not supported: the thread would never count as ended).
  * Handles obtained from weft_thread_current, weft_thread_main or
  * weft_thread_enumerate are borrowed: they stay valid while the thread is
  * alive (and, for enumerate, until weft_thread_release).
@@ -53,19 +65,25 @@ typedef struct weft_thread_opts {
 int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
                       const weft_thread_opts *opts);
 
-/* Wait until the thread ends or deadline passes.  On 0, *result (if not
- * NULL) gets fn's return value and the handle is released.  -ETIMEDOUT
- * leaves the handle valid for another join.  -EDEADLK when joining oneself,
- * -EINVAL on a detached thread.  Blocks; cancellation point. */
+/* Wait until the thread ends (fn returned, the failure hook and its TLS
+ * destructors ran) or deadline passes.  On 0, *result (if not NULL) gets
+ * fn's return value and the handle is released.  -ETIMEDOUT leaves the
+ * handle valid for another join.  -EDEADLK when joining oneself, -EINVAL on
+ * a detached or already joined thread (seen through a borrowed handle) and
+ * on threads weft did not start.  Blocks; cancellation point. */
 int weft_thread_join(weft_thread *t, int *result, int64_t deadline);
 
-/* Release the handle without waiting; the thread cleans up after itself. */
+/* Release the handle without waiting; the thread cleans up after itself.
+ * -EINVAL as for join. */
 int weft_thread_detach(weft_thread *t);
 
 bool weft_thread_is_alive(const weft_thread *t);
 bool weft_thread_is_daemon(const weft_thread *t);
 const char *weft_thread_name(const weft_thread *t);
-/* Rename; also renames the OS thread if it is running.  -EINVAL on NULL. */
+/* Rename (names are cut to WEFT_THREAD_NAME_MAX - 1 bytes); also renames
+ * the OS thread if weft started it and it is running (the main thread and
+ * adopted threads keep their OS names).  Any thread.  -EINVAL on NULL,
+ * -ENOMEM.  Earlier names stay valid while the handle lives. */
 int weft_thread_set_name(weft_thread *t, const char *name);
 /* weft's id: unique for the life of the process, never 0 or reused. */
 uint64_t weft_thread_id(const weft_thread *t);
@@ -88,8 +106,9 @@ int weft_thread_enumerate(weft_thread **out, int cap);
 void weft_thread_release(weft_thread *t);
 int weft_thread_active_count(void);
 
-/* Join every live non-daemon thread (other than the caller) until deadline:
- * what weft does at exit.  0 or -ETIMEDOUT. */
+/* Wait for every live non-daemon thread weft started (other than the
+ * caller), including ones started meanwhile, until deadline: what weft does
+ * at exit.  Handles are not consumed.  0, -ETIMEDOUT or -ECANCELED. */
 int weft_thread_join_all(int64_t deadline);
 
 /* The default stack size for threads started later; 0 restores the
@@ -98,8 +117,11 @@ int weft_thread_join_all(int64_t deadline);
 int weft_thread_stack_size(size_t size, size_t *old);
 
 /* The failure hook: called on the failing thread after fn returned
- * rc != 0.  NULL restores the default (one log line at level ERROR).
- * Returns the previous hook. */
+ * rc != 0, before its TLS destructors run.  NULL restores the default (one
+ * log line at level ERROR: "thread <name> failed: <ERRNAME> (<message>)",
+ * or the number instead of the name for codes weft does not know).
+ * Returns the previous hook; the first call returns the default itself, so
+ * a custom hook can chain to it. */
 typedef void (*weft_thread_failure_hook)(weft_thread *t, int rc);
 weft_thread_failure_hook weft_thread_set_failure_hook(weft_thread_failure_hook h);
 
@@ -107,17 +129,23 @@ weft_thread_failure_hook weft_thread_set_failure_hook(weft_thread_failure_hook h
 
 /* A key names one slot in every thread.  A thread's value starts NULL;
  * when the thread ends, dtor (if any) is called with each non-NULL value it
- * left.  Keys are cheap; up to WEFT_TLS_KEYS_MAX may exist at once. */
+ * left (in up to 4 rounds, as POSIX does, if destructors set values again).
+ * Keys are cheap; up to WEFT_TLS_KEYS_MAX may exist at once.  A key is a
+ * small value: copy it freely.  An all-zero key is never valid. */
 typedef struct weft_tls_key {
-    unsigned idx;             /* private */
+    unsigned idx;             /* private: the slot */
+    unsigned gen;             /* private: the slot's generation */
 } weft_tls_key;
 
 #define WEFT_TLS_KEYS_MAX 256
 
-/* -EAGAIN when every key is taken. */
+/* -EAGAIN when every key is taken.  Any thread. */
 int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *value));
-/* The slot is freed for reuse; destructors are not run for it again. */
+/* The slot is freed for reuse; destructors are not run for it again, and
+ * values left under it are never returned (freeing them is the caller's
+ * business, as with pthread_key_delete).  -EINVAL if already deleted. */
 int weft_tls_key_delete(weft_tls_key key);
+/* The calling thread's value: NULL if never set or the key is deleted. */
 void *weft_tls_get(weft_tls_key key);
 /* -EINVAL on a deleted key, -ENOMEM. */
 int weft_tls_set(weft_tls_key key, void *value);
@@ -131,11 +159,13 @@ typedef struct weft_timer weft_timer;
 /* Start the countdown at once; fn runs at deadline. */
 int weft_timer_start(weft_timer **out, int64_t deadline,
                      void (*fn)(void *arg), void *arg);
-/* Stop it if fn has not started: 0 if cancelled in time, -EAGAIN if fn has
- * already started or finished. */
+/* Stop it if fn has not started: 0 if cancelled in time (or already
+ * cancelled), -EAGAIN if fn has already started or finished.  Exactly one of
+ * fn and a successful cancel happens.  Any thread; never blocks. */
 int weft_timer_cancel(weft_timer *t);
 /* Wait for the timer's thread to end (fn done or cancelled) and free the
- * timer.  -ETIMEDOUT leaves it valid. */
+ * timer.  -ETIMEDOUT leaves it valid.  Every timer must be joined once; a
+ * timer's fn must not join its own timer (-EDEADLK). */
 int weft_timer_join(weft_timer *t, int64_t deadline);
 /* Did fn run (or is it running)? */
 bool weft_timer_fired(const weft_timer *t);
