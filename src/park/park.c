@@ -140,6 +140,7 @@ int weft__park(weft__waiter *w, int64_t deadline)
                 atomic_store_explicit(&w->state, WEFT__W_IDLE,
                                       memory_order_relaxed);
                 w->wait_what = NULL;
+                w->wait_obj = NULL;
                 return -ECANCELED;
             }
             await_claimer(w);
@@ -152,6 +153,7 @@ int weft__park(weft__waiter *w, int64_t deadline)
                 atomic_store_explicit(&w->state, WEFT__W_IDLE,
                                       memory_order_relaxed);
                 w->wait_what = NULL;
+                w->wait_obj = NULL;
                 return -ETIMEDOUT;
             }
             await_claimer(w);
