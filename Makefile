@@ -137,6 +137,11 @@ stress: tests
 	@VARIANT=$(VARIANT) sh tools/run-tests.sh \
 	    $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
+$(B)/bench/%: bench/micro/%.c $(B)/libweft.a $(HEADERS) \
+              $(wildcard bench/micro/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libweft.a $(LDFLAGS_ALL)
+
 bench: deps $(BENCH_BIN)
 	@sh tools/run-bench.sh $(B)/bench
 
