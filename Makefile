@@ -154,7 +154,8 @@ install: lib
 	install -m 755 $(B)/libweft.so $(DESTDIR)$(PREFIX)/lib/libweft.so.0.1.0
 	ln -sf libweft.so.0.1.0 $(DESTDIR)$(PREFIX)/lib/libweft.so.0
 	ln -sf libweft.so.0 $(DESTDIR)$(PREFIX)/lib/libweft.so
-	install -m 644 $(B)/weft.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|0.1.0|g' weft.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/weft $(DESTDIR)$(PREFIX)/include/weft.h

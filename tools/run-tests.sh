@@ -7,11 +7,18 @@
 # and end with the line "N passed, N failed" (a binary that crashes outside
 # any test, or prints no summary, counts as one failure).
 # CK_TIMEOUT_MULTIPLIER stretches every test's timeout (sanitizer builds).
+# WEFT_TEST_SLOW stretches the tests' own timing bounds the same way.
 case "$VARIANT" in
-thread|address) : "${CK_TIMEOUT_MULTIPLIER:=4}" ;;
-*) : "${CK_TIMEOUT_MULTIPLIER:=1}" ;;
+thread|address)
+    : "${CK_TIMEOUT_MULTIPLIER:=4}"
+    : "${WEFT_TEST_SLOW:=4}"
+    ;;
+*)
+    : "${CK_TIMEOUT_MULTIPLIER:=1}"
+    : "${WEFT_TEST_SLOW:=1}"
+    ;;
 esac
-export CK_TIMEOUT_MULTIPLIER
+export CK_TIMEOUT_MULTIPLIER WEFT_TEST_SLOW
 # A sanitizer report fails the test it happened in (Check sees the forked
 # child exit abnormally).
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"

@@ -48,7 +48,8 @@ static void os_unblock(weft__waiter *w)
 static const struct weft__park_ops os_ops = {os_block, os_unblock};
 
 static _Thread_local weft__waiter tls_os_waiter;
-static _Thread_local weft__waiter *tls_self;
+_Thread_local weft__waiter *weft__tls_self
+    __attribute__((tls_model("initial-exec")));
 
 static void init_spin_limit(void)
 {
@@ -57,27 +58,21 @@ static void init_spin_limit(void)
         weft__spin_limit = (unsigned)strtoul(s, NULL, 10);
 }
 
-static weft__waiter *self_slow(void)
+weft__waiter *weft__self_slow(void)
 {
     static _Atomic int spin_inited;
     if (!atomic_exchange(&spin_inited, 1))
         init_spin_limit();
     weft__waiter_init(&tls_os_waiter, WEFT__WAITER_OS, &os_ops, NULL);
-    tls_self = &tls_os_waiter;
-    return tls_self;
-}
-
-weft__waiter *weft__self(void)
-{
-    weft__waiter *w = tls_self;
-    return WEFT_LIKELY(w != NULL) ? w : self_slow();
+    weft__tls_self = &tls_os_waiter;
+    return weft__tls_self;
 }
 
 void weft__set_self(weft__waiter *w)
 {
     if (w == NULL)
-        w = tls_os_waiter.ops ? &tls_os_waiter : self_slow();
-    tls_self = w;
+        w = tls_os_waiter.ops ? &tls_os_waiter : weft__self_slow();
+    weft__tls_self = w;
 }
 
 /* ---- waiters ---------------------------------------------------------- */
@@ -156,6 +151,20 @@ int weft__park(weft__waiter *w, int64_t deadline)
         }
         w->ops->block(w, deadline);
     }
+}
+
+int weft__wait_abandon(weft__waiter *w)
+{
+    void *expect = NULL;
+
+    if (atomic_compare_exchange_strong(&w->claim, &expect, CLAIM_TIMEOUT)) {
+        atomic_store_explicit(&w->state, WEFT__W_IDLE, memory_order_relaxed);
+        w->wait_what = NULL;
+        w->wait_obj = NULL;
+        return 0;
+    }
+    await_claimer(w);
+    return finish(w);
 }
 
 weft__wait_entry *weft__woken_by(weft__waiter *w)

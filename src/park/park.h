@@ -106,7 +106,14 @@ struct weft__wait_entry {
 /* The calling thread's waiter: its green thread's if one is running on it,
  * otherwise the OS thread's own (created at first use, in TLS).  Its address
  * is also the caller's identity for lock ownership. */
-weft__waiter *weft__self(void);
+extern _Thread_local weft__waiter *weft__tls_self
+    __attribute__((tls_model("initial-exec")));
+weft__waiter *weft__self_slow(void);
+static inline weft__waiter *weft__self(void)
+{
+    weft__waiter *w = weft__tls_self;
+    return __builtin_expect(w != 0, 1) ? w : weft__self_slow();
+}
 
 /* Install the waiter that weft__self returns on this OS thread (the green
  * scheduler calls this at each switch; NULL restores the OS thread's own). */
@@ -126,6 +133,12 @@ void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj);
  * requested when park began).  On -ETIMEDOUT/-ECANCELED the caller must
  * unlink its entries (weft__waitq_remove under each queue's lock). */
 int weft__park(weft__waiter *w, int64_t deadline);
+
+/* End a prepared wait without parking, after the caller unlinked every one
+ * of its entries itself (it found it need not wait after all).  Returns 0,
+ * or, if a waker or canceller claimed the waiter first, what park would
+ * have returned (0 for a waker: its entry's result is then valid). */
+int weft__wait_abandon(weft__waiter *w);
 
 /* The entry that woke w (valid after weft__park returned 0). */
 weft__wait_entry *weft__woken_by(weft__waiter *w);

@@ -35,6 +35,37 @@ void weft__set_os_thread_name(const char *name);
 /* A hint to the CPU that we are spinning. */
 void weft__cpu_relax(void);
 
+/* Asymmetric fences (fence.c).  Code on a hot path that must be ordered
+ * against a store-then-load on a cold path uses
+ *     hot:  store A; weft__fence_light(); load B
+ *     cold: store B; weft__fence_heavy(); load A
+ * and then at least one side sees the other's store.  The light fence is a
+ * compiler barrier when membarrier(2) is available, else a full fence. */
+extern int weft__membarrier_ok;
+void weft__fence_heavy(void);
+
+/* gcc's ThreadSanitizer does not model fences and says so (-Wtsan); the
+ * fence is still executed, and TSan checks data races, not fence logic. */
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+static inline void weft__full_fence(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+static inline void weft__fence_light(void)
+{
+    if (__builtin_expect(weft__membarrier_ok, 1))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        weft__full_fence();
+}
+
 /* Number of CPUs this process may run on (>= 1). */
 int weft__cpu_count(void);
 
