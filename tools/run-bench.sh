@@ -55,11 +55,12 @@ run() {
 # The foundation's benchmarks first, in the order of the issue, then any
 # others.
 found=0
+done_list=
 for bin in "$dir/bench_lock" "$dir/bench_event" "$dir/bench_cond" \
            "$dir/bench_queue" "$dir"/bench_*; do
     [ -x "$bin" ] || continue
     case " $done_list " in *" $bin "*) continue ;; esac
-    done_list="${done_list:-} $bin"
+    done_list="$done_list $bin"
     found=1
     run "$(basename "$bin")" "$bin"
 done
