@@ -2,7 +2,7 @@
  *
  * Design: see park.h.  An OS thread's waiter lives in its TLS; its state
  * word is also its futex word, so a wake is one CAS, one store and one
- * FUTEX_WAKE.  Before sleeping, the waiter spins for weft__spin_limit
+ * FUTEX_WAKE.  Before sleeping, the waiter spins for weft__park_spin_iters
  * iterations re-reading state: waking a sleeping thread on another core
  * costs tens of microseconds on the machines we run on, and most waits in
  * a ping-pong end within a microsecond or two.
@@ -25,7 +25,6 @@ static char claim_timeout_marker, claim_cancel_marker;
 #define CLAIM_TIMEOUT ((void *)&claim_timeout_marker)
 #define CLAIM_CANCEL ((void *)&claim_cancel_marker)
 
-unsigned weft__spin_limit = 2000;
 
 /* ---- the OS-thread backend -------------------------------------------- */
 
@@ -35,7 +34,7 @@ static void os_block(weft__waiter *w, int64_t deadline)
 {
     uint32_t s;
 
-    for (unsigned i = 0; i < weft__spin_limit; i++) {
+    for (unsigned i = 0; i < weft__park_spin_iters; i++) {
         if (atomic_load_explicit(&w->state, memory_order_acquire) ==
             WEFT__W_WOKEN)
             return;
@@ -59,18 +58,8 @@ static _Thread_local weft__waiter tls_os_waiter;
 _Thread_local weft__waiter *weft__tls_self
     __attribute__((tls_model("initial-exec")));
 
-static void init_spin_limit(void)
-{
-    const char *s = getenv("WEFT_SPIN");
-    if (s && *s)
-        weft__spin_limit = (unsigned)strtoul(s, NULL, 10);
-}
-
 weft__waiter *weft__self_slow(void)
 {
-    static _Atomic int spin_inited;
-    if (!atomic_exchange(&spin_inited, 1))
-        init_spin_limit();
     weft__waiter_init(&tls_os_waiter, WEFT__WAITER_OS, &os_ops, NULL);
     weft__tls_self = &tls_os_waiter;
     return weft__tls_self;

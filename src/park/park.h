@@ -194,8 +194,5 @@ int weft__wake_all(weft__waitq *wq, int result);
 int weft__wait_on(weft__waitq *wq, weft__wait_entry *e, bool front,
                   int64_t deadline, const char *what, const void *obj);
 
-/* The spin budget before an OS thread sleeps (iterations of cpu_relax),
- * tunable for benchmarks with WEFT_SPIN. */
-extern unsigned weft__spin_limit;
 
 #endif

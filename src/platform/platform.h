@@ -66,6 +66,12 @@ static inline void weft__fence_light(void)
         weft__full_fence();
 }
 
+/* Spin budgets in iterations of weft__cpu_relax, calibrated at start-up
+ * (spin.c): before an OS thread sleeps in park, and before a lock
+ * contender parks. */
+extern unsigned weft__park_spin_iters;
+extern unsigned weft__lock_spin_iters;
+
 /* Number of CPUs this process may run on (>= 1). */
 int weft__cpu_count(void);
 

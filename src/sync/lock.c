@@ -69,12 +69,20 @@ static bool try_lock(weft_lock *self)
                                                    memory_order_relaxed);
 }
 
+/* Spin for the lock with exponential back-off: polling the lock word
+ * pulls its cache line away from the holder, so poll less and less often. */
 static bool spin_for_lock(weft_lock *self)
 {
-    for (unsigned i = 0; i < weft__spin_limit; i++) {
+    unsigned spun = 0, pause = 1;
+
+    while (spun < weft__lock_spin_iters) {
         if (try_lock(self))
             return true;
-        weft__cpu_relax();
+        for (unsigned i = 0; i < pause; i++)
+            weft__cpu_relax();
+        spun += pause;
+        if (pause < 16)
+            pause <<= 1;
     }
     return false;
 }
