@@ -128,8 +128,11 @@ int weft_cond_fini(weft_cond *self);
 
 /* 0 when notified, -ETIMEDOUT, -ECANCELED, -EPERM.  The lock is held again
  * when it returns, whatever it returns (except -EPERM, when it was never
- * released).  As in Python there are no spurious wake-ups, but another
- * thread may take the state first: re-check in a loop, or use wait_for. */
+ * released; and WEFT_NOW, which returns -ETIMEDOUT without releasing it, as
+ * no notify could arrive meanwhile).  As in Python there are no spurious
+ * wake-ups, but another thread may take the state first: re-check in a
+ * loop, or use wait_for.  Blocks; cancellation point (a cancelled wait
+ * still re-takes the lock, ignoring the cancellation meanwhile). */
 int weft_cond_wait(weft_cond *self, int64_t deadline);
 
 /* Wait until pred(arg) is true, re-checking after every wake-up, with one
@@ -140,7 +143,8 @@ int weft_cond_wait_for(weft_cond *self, weft_pred_fn pred, void *arg,
                        int64_t deadline);
 
 /* Wake up to n waiters (FIFO); notify_all wakes every one.  -EPERM without
- * the lock.  Never blocks; does not release the lock. */
+ * the lock, -EINVAL if n < 0 (0 wakes nobody).  Never blocks; does not
+ * release the lock. */
 int weft_cond_notify(weft_cond *self, int n);
 int weft_cond_notify_all(weft_cond *self);
 

@@ -20,9 +20,13 @@
  * holding readers back: it then admits the queued readers itself.
  *
  * Invariants (all guarded by wq's guard).  writer != NULL implies
- * readers == 0.  nwriters == number of entries on wq.  Entries on rq exist
- * only while a writer holds or waits (writer != NULL or nwriters > 0).
- * Entries on wq exist only while the lock is held (writer or readers).
+ * readers == 0.  nwriters (nreaders) counts the writers (readers) that
+ * queued and have neither been handed the lock nor left: the entries on wq
+ * (rq) plus those a waker popped but could not claim because their park had
+ * just ended; such a waiter counts itself out when it takes the guard back.
+ * (Counting it out at the pop as well was a double decrement, found by the
+ * microsecond-deadline stress test.)  Entries on rq exist only while a
+ * writer holds or waits.  Entries on wq exist only while the lock is held.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,7 +38,8 @@ struct weft_rwlock {
     weft__waitq wq;        /* waiting writers; its guard guards everything */
     weft__waitq rq;        /* waiting readers; list only, guard unused */
     long readers;          /* readers inside */
-    int nwriters;          /* writers parked on wq */
+    int nwriters;          /* writers waiting (see Invariants) */
+    int nreaders;          /* readers waiting (see Invariants) */
     weft__waiter *writer;  /* the writer inside, or NULL */
 };
 
@@ -56,7 +61,7 @@ int weft_rwlock_destroy(weft_rwlock *self)
 
     weft__waitq_lock(&self->wq);
     busy = self->readers != 0 || self->writer != NULL ||
-           !weft__waitq_empty(&self->wq) || !weft__waitq_empty(&self->rq);
+           self->nwriters != 0 || self->nreaders != 0;
     weft__waitq_unlock(&self->wq);
     if (busy)
         return -EBUSY;
@@ -69,9 +74,12 @@ static void admit_readers(weft_rwlock *self)
 {
     weft__wait_entry *e;
 
-    while ((e = weft__waitq_pop(&self->rq)) != NULL)
-        if (weft__wake(e, 0))
+    while ((e = weft__waitq_pop(&self->rq)) != NULL) {
+        if (weft__wake(e, 0)) {
+            self->nreaders--;
             self->readers++;
+        }
+    }
 }
 
 /* Hand the free lock to the first waiting writer that is still there.
@@ -81,10 +89,11 @@ static bool admit_writer(weft_rwlock *self)
     weft__wait_entry *e;
 
     while ((e = weft__waitq_pop(&self->wq)) != NULL) {
-        self->nwriters--;
         self->writer = e->waiter;
-        if (weft__wake(e, 0))
+        if (weft__wake(e, 0)) {
+            self->nwriters--;
             return true;
+        }
         self->writer = NULL;
     }
     return false;
@@ -97,6 +106,7 @@ static int read_wait(weft_rwlock *self, int64_t deadline)
     weft__wait_entry e;
     int rc;
 
+    self->nreaders++;
     weft__wait_prepare(me, "rwlock read", self);
     weft__waitq_push(&self->rq, &e, me);
     weft__waitq_unlock(&self->wq);
@@ -104,6 +114,7 @@ static int read_wait(weft_rwlock *self, int64_t deadline)
     if (rc != 0) {
         weft__waitq_lock(&self->wq);
         weft__waitq_remove(&self->rq, &e);
+        self->nreaders--;
         weft__waitq_unlock(&self->wq);
     }
     return rc; /* 0: the waker counted us in readers */
@@ -165,8 +176,14 @@ static int write_wait(weft_rwlock *self, int64_t deadline)
     if (rc == 0)
         return 0; /* the waker made us the writer */
     /* Guard held, entry unlinked.  If we were the last waiting writer and
-     * no writer is inside, the readers we held back may go now. */
+     * no writer is inside, the readers we held back may go now.  (A free
+     * lock with writers still queued is not expected; the first check
+     * makes sure it cannot strand them.) */
     self->nwriters--;
+    if (self->writer == NULL && self->readers == 0 && admit_writer(self)) {
+        weft__waitq_unlock(&self->wq);
+        return rc;
+    }
     if (self->writer == NULL && self->nwriters == 0)
         admit_readers(self);
     weft__waitq_unlock(&self->wq);
@@ -182,7 +199,8 @@ int weft_rwlock_write_acquire(weft_rwlock *self, int64_t deadline)
         weft__waitq_unlock(&self->wq);
         return -EDEADLK;
     }
-    if (self->writer == NULL && self->readers == 0 && self->nwriters == 0) {
+    if (self->writer == NULL && self->readers == 0 &&
+        weft__waitq_empty(&self->wq)) {
         self->writer = me;
         weft__waitq_unlock(&self->wq);
         return 0;
