@@ -117,10 +117,11 @@ typedef struct weft_cond {
     weft_lock *lock;          /* private: exactly one of lock, rlock */
     weft_rlock *rlock;        /* private */
     weft__waitq wq;           /* private */
+    uint32_t nwait;           /* private: waiters not yet gone, for fini */
 } weft_cond;
 
-#define WEFT_COND_INIT(lockp) {(lockp), NULL, WEFT__WAITQ_INIT}
-#define WEFT_COND_INIT_RLOCK(rlockp) {NULL, (rlockp), WEFT__WAITQ_INIT}
+#define WEFT_COND_INIT(lockp) {(lockp), NULL, WEFT__WAITQ_INIT, 0}
+#define WEFT_COND_INIT_RLOCK(rlockp) {NULL, (rlockp), WEFT__WAITQ_INIT, 0}
 
 void weft_cond_init(weft_cond *self, weft_lock *lock);
 void weft_cond_init_rlock(weft_cond *self, weft_rlock *rlock);

@@ -32,7 +32,10 @@
  * the cycle closing (more parties than declared) wait for it to end and
  * then arrive again.  acting counts threads running an action; it outlives
  * closing when an abort or reset ends the cycle under a running action, and
- * keeps destroy from freeing the barrier under that thread.
+ * keeps destroy from freeing the barrier under that thread; nwait counts
+ * waiters that queued and were neither woken nor gone (a waiter whose park
+ * ended as its wake-up came still has to take the guard to leave), for the
+ * same reason.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -56,6 +59,7 @@ struct weft_barrier {
     _Atomic bool broken;         /* guarded by wq; atomic for broken() */
     bool closing;                /* guarded by wq: this cycle's action runs */
     int acting;                  /* guarded by wq: action runners inside */
+    int nwait;                   /* guarded by wq: queued, not yet gone */
     uint64_t gen;                /* guarded by wq */
 };
 
@@ -85,7 +89,7 @@ int weft_barrier_destroy(weft_barrier *self)
 
     weft__waitq_lock(&self->wq);
     busy = atomic_load(&self->count) != 0 || self->acting != 0 ||
-           !weft__waitq_empty(&self->wq);
+           self->nwait != 0;
     weft__waitq_unlock(&self->wq);
     if (busy)
         return -EBUSY;
@@ -103,7 +107,8 @@ static void end_cycle(weft_barrier *self, uintptr_t outcome)
         /* Written even if the wake fails: a waiter that timed out at this
          * moment reads it under the guard. */
         e->data = e->data == OUTCOME_RETRY ? OUTCOME_RETRY : outcome;
-        weft__wake(e, 0);
+        if (weft__wake(e, 0))
+            self->nwait--;
     }
     atomic_store(&self->count, 0);
     self->closing = false;
@@ -162,8 +167,10 @@ int weft_barrier_wait(weft_barrier *self, int64_t deadline)
         /* A surplus arrival while the action runs: wait for that cycle to
          * end, then arrive in the next one. */
         e.data = OUTCOME_RETRY;
+        self->nwait++;
         rc = weft__wait_on(&self->wq, &e, false, deadline, "barrier", self);
         if (rc != 0) {
+            self->nwait--;
             weft__waitq_unlock(&self->wq);
             return rc;
         }
@@ -175,8 +182,10 @@ int weft_barrier_wait(weft_barrier *self, int64_t deadline)
         return last_arrival(self, index);
 
     e.data = OUTCOME_PENDING;
+    self->nwait++;
     rc = weft__wait_on(&self->wq, &e, false, deadline, "barrier", self);
     if (rc != 0) {
+        self->nwait--;
         /* Guard held, entry unlinked.  If the cycle ended just now, its
          * outcome is ours; otherwise our leaving breaks it. */
         if (e.data == OUTCOME_PENDING)

@@ -21,8 +21,13 @@
  * already left).
  *
  * Invariants.  Every entry on wq belongs to a waiter that released the lock
- * (or is about to) and has not yet returned.  lock/rlock are constant after
- * init.  wq's list is guarded by wq's guard; an rlock's count is owner only.
+ * (or is about to) and has not yet returned.  nwait counts the waiters that
+ * queued and were neither woken nor gone: the entries on wq plus those a
+ * notifier popped but could not claim (their park had just ended), which
+ * still have to take the guard to leave; so fini cannot report "unused"
+ * while such a waiter may still touch the condition.  lock/rlock are
+ * constant after init.  wq and nwait are guarded by wq's guard; an rlock's
+ * count is owner only.
  */
 #include <errno.h>
 
@@ -34,6 +39,7 @@ void weft_cond_init(weft_cond *self, weft_lock *lock)
     self->lock = lock;
     self->rlock = NULL;
     self->wq = (weft__waitq)WEFT__WAITQ_INIT;
+    self->nwait = 0;
 }
 
 void weft_cond_init_rlock(weft_cond *self, weft_rlock *rlock)
@@ -41,6 +47,7 @@ void weft_cond_init_rlock(weft_cond *self, weft_rlock *rlock)
     self->lock = NULL;
     self->rlock = rlock;
     self->wq = (weft__waitq)WEFT__WAITQ_INIT;
+    self->nwait = 0;
 }
 
 int weft_cond_fini(weft_cond *self)
@@ -48,7 +55,7 @@ int weft_cond_fini(weft_cond *self)
     int busy;
 
     weft__waitq_lock(&self->wq);
-    busy = !weft__waitq_empty(&self->wq);
+    busy = self->nwait != 0;
     weft__waitq_unlock(&self->wq);
     return busy ? -EBUSY : 0;
 }
@@ -103,6 +110,7 @@ int weft_cond_wait(weft_cond *self, int64_t deadline)
     weft__waitq_lock(&self->wq);
     weft__wait_prepare(me, "condition", self);
     weft__waitq_push(&self->wq, &e, me);
+    self->nwait++;
     weft__waitq_unlock(&self->wq);
 
     level = release_fully(self);
@@ -111,6 +119,7 @@ int weft_cond_wait(weft_cond *self, int64_t deadline)
         /* See the file comment: unlink before the lock wait re-arms us. */
         weft__waitq_lock(&self->wq);
         weft__waitq_remove(&self->wq, &e);
+        self->nwait--;
         weft__waitq_unlock(&self->wq);
     }
     reacquire(self, level);
@@ -149,6 +158,7 @@ int weft_cond_notify(weft_cond *self, int n)
     weft__waitq_lock(&self->wq);
     while (woken < n && (e = weft__waitq_pop(&self->wq)) != NULL)
         woken += weft__wake(e, 0);
+    self->nwait -= (uint32_t)woken;
     weft__waitq_unlock(&self->wq);
     return 0;
 }
@@ -158,7 +168,7 @@ int weft_cond_notify_all(weft_cond *self)
     if (!held(self))
         return -EPERM;
     weft__waitq_lock(&self->wq);
-    weft__wake_all(&self->wq, 0);
+    self->nwait -= (uint32_t)weft__wake_all(&self->wq, 0);
     weft__waitq_unlock(&self->wq);
     return 0;
 }
