@@ -118,10 +118,11 @@ typedef struct weft_cond {
     weft_lock *lock;          /* private: exactly one of lock, rlock */
     weft_rlock *rlock;        /* private */
     weft__waitq wq;           /* private */
+    uint32_t nwait;           /* private: waiters not yet gone, for fini */
 } weft_cond;
 
-#define WEFT_COND_INIT(lockp) {(lockp), NULL, WEFT__WAITQ_INIT}
-#define WEFT_COND_INIT_RLOCK(rlockp) {NULL, (rlockp), WEFT__WAITQ_INIT}
+#define WEFT_COND_INIT(lockp) {(lockp), NULL, WEFT__WAITQ_INIT, 0}
+#define WEFT_COND_INIT_RLOCK(rlockp) {NULL, (rlockp), WEFT__WAITQ_INIT, 0}
 
 void weft_cond_init(weft_cond *self, weft_lock *lock);
 void weft_cond_init_rlock(weft_cond *self, weft_rlock *rlock);
@@ -129,8 +130,11 @@ int weft_cond_fini(weft_cond *self);
 
 /* 0 when notified, -ETIMEDOUT, -ECANCELED, -EPERM.  The lock is held again
  * when it returns, whatever it returns (except -EPERM, when it was never
- * released).  As in Python there are no spurious wake-ups, but another
- * thread may take the state first: re-check in a loop, or use wait_for. */
+ * released; and WEFT_NOW, which returns -ETIMEDOUT without releasing it, as
+ * no notify could arrive meanwhile).  As in Python there are no spurious
+ * wake-ups, but another thread may take the state first: re-check in a
+ * loop, or use wait_for.  Blocks; cancellation point (a cancelled wait
+ * still re-takes the lock, ignoring the cancellation meanwhile). */
 int weft_cond_wait(weft_cond *self, int64_t deadline);
 
 /* Wait until pred(arg) is true, re-checking after every wake-up, with one
@@ -141,7 +145,8 @@ int weft_cond_wait_for(weft_cond *self, weft_pred_fn pred, void *arg,
                        int64_t deadline);
 
 /* Wake up to n waiters (FIFO); notify_all wakes every one.  -EPERM without
- * the lock.  Never blocks; does not release the lock. */
+ * the lock, -EINVAL if n < 0 (0 wakes nobody).  Never blocks; does not
+ * release the lock. */
 int weft_cond_notify(weft_cond *self, int n);
 int weft_cond_notify_all(weft_cond *self);
 
@@ -151,24 +156,29 @@ int weft_cond_notify_all(weft_cond *self);
  * BoundedSemaphore, whose value may never rise above its bound. */
 typedef struct weft_sem {
     _Atomic int64_t value;    /* private */
-    int64_t bound;            /* private: 0 means unbounded */
+    int64_t bound;            /* private: -1 means unbounded */
     _Atomic uint32_t nwait;   /* private: parked waiters */
     weft__waitq wq;           /* private */
 } weft_sem;
 
-#define WEFT_SEM_INIT(v) {(v), 0, 0, WEFT__WAITQ_INIT}
+#define WEFT_SEM_INIT(v) {(v), -1, 0, WEFT__WAITQ_INIT}
 #define WEFT_BOUNDED_SEM_INIT(v) {(v), (v), 0, WEFT__WAITQ_INIT}
 
-/* -EINVAL if value < 0. */
+/* -EINVAL if value < 0.  The bounded form's bound is its initial value. */
 int weft_sem_init(weft_sem *self, int64_t value);
 int weft_sem_init_bounded(weft_sem *self, int64_t value);
+/* -EBUSY if anyone waits. */
 int weft_sem_fini(weft_sem *self);
-/* Take one unit: 0, -ETIMEDOUT, -ECANCELED. */
+/* Take one unit: 0, -ETIMEDOUT, -ECANCELED.  Blocks; cancellation point.
+ * Parked waiters are served in FIFO order and are handed their unit
+ * directly, so running threads cannot starve them. */
 int weft_sem_acquire(weft_sem *self, int64_t deadline);
+/* 0 or -EAGAIN. */
 int weft_sem_try(weft_sem *self);
 /* Give back n units (n >= 1, else -EINVAL) and wake up to n waiters.  A
  * bounded semaphore refuses, changing nothing, with -EOVERFLOW if the value
- * would exceed its bound. */
+ * would exceed its bound (an unbounded one if it would exceed INT64_MAX).
+ * Never blocks. */
 int weft_sem_release(weft_sem *self, int64_t n);
 int64_t weft_sem_value(const weft_sem *self);
 
@@ -200,22 +210,28 @@ typedef struct weft_barrier weft_barrier;
 
 /* action, if not NULL, is run by exactly one party (the last to arrive)
  * before any is released; if it returns non-zero the barrier breaks: that
- * party gets the action's code back, every other gets WEFT_EBROKEN.
- * -EINVAL if parties < 1. */
+ * party gets the action's code back, every other gets WEFT_EBROKEN (so an
+ * action should fail with a negative code, which no index can be mistaken
+ * for).  -EINVAL if parties < 1, -ENOMEM. */
 typedef int (*weft_barrier_action)(void *arg);
 int weft_barrier_create(weft_barrier **out, int parties,
                         weft_barrier_action action, void *arg);
 /* -EBUSY if parties are waiting. */
 int weft_barrier_destroy(weft_barrier *self);
-/* Wait for every party.  Returns an arrival index from 0 to parties-1 (each
- * index once per cycle), or WEFT_EBROKEN, -ETIMEDOUT (which also breaks the
- * barrier for everyone) or -ECANCELED (which breaks it too). */
+/* Wait for every party.  Returns the arrival index within the cycle: 0 for
+ * the first to arrive, parties-1 for the last (the one that runs the
+ * action); or WEFT_EBROKEN, -ETIMEDOUT (which also breaks the barrier for
+ * everyone) or -ECANCELED (which breaks it too).  If the cycle completes at
+ * the moment a waiter's deadline passes, the waiter gets the cycle's result
+ * (its index) and breaks nothing.  Blocks; cancellation point. */
 int weft_barrier_wait(weft_barrier *self, int64_t deadline);
 /* Break it: every current and future waiter gets WEFT_EBROKEN. */
 void weft_barrier_abort(weft_barrier *self);
 /* Fail the current waiters with WEFT_EBROKEN and make it usable again. */
 void weft_barrier_reset(weft_barrier *self);
 int weft_barrier_parties(const weft_barrier *self);
+/* Parties that arrived in the current cycle and are not yet released
+ * (including the one running the action).  A racy snapshot. */
 int weft_barrier_n_waiting(const weft_barrier *self);
 bool weft_barrier_broken(const weft_barrier *self);
 
@@ -226,32 +242,47 @@ bool weft_barrier_broken(const weft_barrier *self);
 typedef struct weft_once {
     _Atomic uint32_t state;   /* private: 0 new, 1 running, 2 done */
     int rc;                   /* private: what fn returned */
+    _Atomic(void *) runner;   /* private: who runs fn while state is 1 */
     weft__waitq wq;           /* private */
 } weft_once;
 
-#define WEFT_ONCE_INIT {0, 0, WEFT__WAITQ_INIT}
+#define WEFT_ONCE_INIT {0, 0, NULL, WEFT__WAITQ_INIT}
 
 /* Calls fn(arg) if nobody has yet; returns fn's return value (to every
- * caller, the first and the later ones).  A caller that must wait for a
- * running fn may be cancelled (-ECANCELED). */
+ * caller, the first and the later ones).  Blocks while another caller runs
+ * fn.  A caller that must wait for a running fn may be cancelled
+ * (-ECANCELED; fn still runs to completion in its own thread, and a later
+ * call gets its value).  fn calling weft_once_call on the same once gets
+ * -EDEADLK instead of waiting for itself. */
 int weft_once_call(weft_once *self, int (*fn)(void *arg), void *arg);
 bool weft_once_done(const weft_once *self);
 
 /* ---- Read-write lock -------------------------------------------------- */
 
 /* Many readers or one writer.  Writers are preferred: once a writer waits,
- * new readers wait behind it, so a stream of readers cannot starve writers.
- * Not reentrant.  Opaque. */
+ * new readers wait behind it, so a stream of readers cannot starve writers;
+ * and a writer's release admits every reader that queued during its turn
+ * before the next writer, so writers cannot starve readers either.  Waiters
+ * are handed the lock directly.  Not reentrant.  Readers are counted, not
+ * identified: any thread may release a read hold, and a reader that asks to
+ * write waits for itself (undetected).  Opaque. */
 typedef struct weft_rwlock weft_rwlock;
 
+/* 0 or -ENOMEM. */
 int weft_rwlock_create(weft_rwlock **out);
+/* -EBUSY if held or waited on. */
 int weft_rwlock_destroy(weft_rwlock *self);
+/* 0, -ETIMEDOUT, -ECANCELED, or -EDEADLK if the caller holds it for
+ * writing.  Blocks; cancellation point. */
 int weft_rwlock_read_acquire(weft_rwlock *self, int64_t deadline);
+/* 0 or -EAGAIN (-EDEADLK as above). */
 int weft_rwlock_read_try(weft_rwlock *self);
 /* -EPERM if no reader holds it. */
 int weft_rwlock_read_release(weft_rwlock *self);
-/* -EDEADLK if the caller already holds it for writing. */
+/* 0, -ETIMEDOUT, -ECANCELED, or -EDEADLK if the caller already holds it for
+ * writing.  Blocks; cancellation point. */
 int weft_rwlock_write_acquire(weft_rwlock *self, int64_t deadline);
+/* 0 or -EAGAIN (-EDEADLK as above). */
 int weft_rwlock_write_try(weft_rwlock *self);
 /* -EPERM if the caller is not the writer. */
 int weft_rwlock_write_release(weft_rwlock *self);

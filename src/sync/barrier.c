@@ -1,0 +1,231 @@
+/* barrier.c - weft_barrier: a cyclic barrier for a fixed number of parties.
+ *
+ * Design.  All state sits behind wq's guard.  Arrivals count up in count;
+ * the arrival index is the arrival order within the cycle (the first to
+ * arrive gets 0, the last parties-1), as in CPython's implementation.  The
+ * last to arrive runs the action with the guard DROPPED (the action is user
+ * code: it may take long, log, or look at the barrier) and marks the cycle
+ * closing meanwhile; then it ends the cycle for everyone.
+ *
+ * Generations.  Each cycle has a generation number, bumped whenever a cycle
+ * ends (released, broken or reset).  The waker writes each parked waiter's
+ * outcome into its entry (e->data) under the guard, whether or not its wake
+ * succeeds, so a waiter never needs to compare generations: a thread that
+ * passed the barrier and at once arrives in the next cycle is a new entry
+ * with a new outcome.  Only the action runner, which has no entry while it
+ * runs the action, compares generations to learn whether an abort or reset
+ * ended its cycle meanwhile.
+ *
+ * Timeouts and cancellation.  A waiter whose park ends by deadline or
+ * cancellation looks at its entry under the guard: if the cycle's outcome
+ * was already written there (the cycle ended at the same moment), it takes
+ * that outcome, so all parties of a cycle agree; otherwise it breaks the
+ * barrier for everyone and returns -ETIMEDOUT or -ECANCELED.
+ *   (Rejected: a Python-like state machine with "draining" and "resetting"
+ *   states in which arrivals wait for the previous cycle to empty out.  With
+ *   outcomes written into the entries, nobody has to wait for stragglers.)
+ *
+ * Invariants (guarded by wq's guard).  0 <= count <= parties.  While the
+ * cycle is open (not closing), every arrival except the one running the
+ * action has an entry on wq, so count == number of entries.  broken implies
+ * count == 0 and wq holds no entry of a broken cycle.  Arrivals that find
+ * the cycle closing (more parties than declared) wait for it to end and
+ * then arrive again.  acting counts threads running an action; it outlives
+ * closing when an abort or reset ends the cycle under a running action, and
+ * keeps destroy from freeing the barrier under that thread; nwait counts
+ * waiters that queued and were neither woken nor gone (a waiter whose park
+ * ended as its wake-up came still has to take the guard to leave), for the
+ * same reason.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "../park/park.h"
+#include "weft/error.h"
+#include "weft/sync.h"
+
+/* An entry's data: what ended its cycle. */
+#define OUTCOME_PENDING 0
+#define OUTCOME_PASSED 1
+#define OUTCOME_BROKEN 2
+#define OUTCOME_RETRY 3 /* a surplus arrival: arrive again */
+
+struct weft_barrier {
+    weft__waitq wq;
+    int parties;                 /* constant */
+    weft_barrier_action action;  /* constant */
+    void *arg;                   /* constant */
+    _Atomic int count;           /* guarded by wq; atomic for n_waiting */
+    _Atomic bool broken;         /* guarded by wq; atomic for broken() */
+    bool closing;                /* guarded by wq: this cycle's action runs */
+    int acting;                  /* guarded by wq: action runners inside */
+    int nwait;                   /* guarded by wq: queued, not yet gone */
+    uint64_t gen;                /* guarded by wq */
+};
+
+int weft_barrier_create(weft_barrier **out, int parties,
+                        weft_barrier_action action, void *arg)
+{
+    weft_barrier *self;
+
+    if (parties < 1)
+        return -EINVAL;
+    self = calloc(1, sizeof *self);
+    if (!self)
+        return -ENOMEM;
+    self->wq = (weft__waitq)WEFT__WAITQ_INIT;
+    self->parties = parties;
+    self->action = action;
+    self->arg = arg;
+    atomic_init(&self->count, 0);
+    atomic_init(&self->broken, false);
+    *out = self;
+    return 0;
+}
+
+int weft_barrier_destroy(weft_barrier *self)
+{
+    bool busy;
+
+    weft__waitq_lock(&self->wq);
+    busy = atomic_load(&self->count) != 0 || self->acting != 0 ||
+           self->nwait != 0;
+    weft__waitq_unlock(&self->wq);
+    if (busy)
+        return -EBUSY;
+    free(self);
+    return 0;
+}
+
+/* End the current cycle: wake every parked entry with outcome and open a
+ * new cycle.  Guard held. */
+static void end_cycle(weft_barrier *self, uintptr_t outcome)
+{
+    weft__wait_entry *e;
+
+    while ((e = weft__waitq_pop(&self->wq)) != NULL) {
+        /* Written even if the wake fails: a waiter that timed out at this
+         * moment reads it under the guard. */
+        e->data = e->data == OUTCOME_RETRY ? OUTCOME_RETRY : outcome;
+        if (weft__wake(e, 0))
+            self->nwait--;
+    }
+    atomic_store(&self->count, 0);
+    self->closing = false;
+    self->gen++;
+}
+
+static void break_locked(weft_barrier *self)
+{
+    atomic_store(&self->broken, true);
+    end_cycle(self, OUTCOME_BROKEN);
+}
+
+/* The last arrival: run the action with the guard dropped, then end the
+ * cycle.  Guard held on entry; released on return. */
+static int last_arrival(weft_barrier *self, int index)
+{
+    uint64_t gen = self->gen;
+    int rc = 0;
+
+    if (self->action) {
+        self->closing = true;
+        self->acting++;
+        weft__waitq_unlock(&self->wq);
+        rc = self->action(self->arg);
+        weft__waitq_lock(&self->wq);
+        self->acting--;
+        if (self->gen != gen) {
+            /* Aborted or reset while the action ran. */
+            weft__waitq_unlock(&self->wq);
+            return WEFT_EBROKEN;
+        }
+    }
+    if (rc != 0) {
+        break_locked(self);
+        weft__waitq_unlock(&self->wq);
+        return rc;
+    }
+    end_cycle(self, OUTCOME_PASSED);
+    weft__waitq_unlock(&self->wq);
+    return index;
+}
+
+int weft_barrier_wait(weft_barrier *self, int64_t deadline)
+{
+    weft__wait_entry e;
+    int index, rc;
+
+    weft__waitq_lock(&self->wq);
+    for (;;) {
+        if (atomic_load(&self->broken)) {
+            weft__waitq_unlock(&self->wq);
+            return WEFT_EBROKEN;
+        }
+        if (!self->closing)
+            break;
+        /* A surplus arrival while the action runs: wait for that cycle to
+         * end, then arrive in the next one. */
+        e.data = OUTCOME_RETRY;
+        self->nwait++;
+        rc = weft__wait_on(&self->wq, &e, false, deadline, "barrier", self);
+        if (rc != 0) {
+            self->nwait--;
+            weft__waitq_unlock(&self->wq);
+            return rc;
+        }
+        weft__waitq_lock(&self->wq);
+    }
+    index = atomic_load(&self->count);
+    atomic_store(&self->count, index + 1);
+    if (index == self->parties - 1)
+        return last_arrival(self, index);
+
+    e.data = OUTCOME_PENDING;
+    self->nwait++;
+    rc = weft__wait_on(&self->wq, &e, false, deadline, "barrier", self);
+    if (rc != 0) {
+        self->nwait--;
+        /* Guard held, entry unlinked.  If the cycle ended just now, its
+         * outcome is ours; otherwise our leaving breaks it. */
+        if (e.data == OUTCOME_PENDING)
+            break_locked(self);
+        else
+            rc = e.data == OUTCOME_PASSED ? index : WEFT_EBROKEN;
+        weft__waitq_unlock(&self->wq);
+        return rc;
+    }
+    return e.data == OUTCOME_PASSED ? index : WEFT_EBROKEN;
+}
+
+void weft_barrier_abort(weft_barrier *self)
+{
+    weft__waitq_lock(&self->wq);
+    break_locked(self);
+    weft__waitq_unlock(&self->wq);
+}
+
+void weft_barrier_reset(weft_barrier *self)
+{
+    weft__waitq_lock(&self->wq);
+    end_cycle(self, OUTCOME_BROKEN);
+    atomic_store(&self->broken, false);
+    weft__waitq_unlock(&self->wq);
+}
+
+int weft_barrier_parties(const weft_barrier *self)
+{
+    return self->parties;
+}
+
+/* The number of parties that have arrived in the current cycle and not yet
+ * been released (while the action runs, that includes its runner). */
+int weft_barrier_n_waiting(const weft_barrier *self)
+{
+    return atomic_load(&((weft_barrier *)self)->count);
+}
+
+bool weft_barrier_broken(const weft_barrier *self)
+{
+    return atomic_load(&((weft_barrier *)self)->broken);
+}
