@@ -180,8 +180,10 @@ void weft__waiter_cancel(weft__waiter *w)
     uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
     if (s != WEFT__W_WAITING && s != WEFT__W_SLEEPING)
         return;
+    /* Read ops first: once state is WOKEN the waiter may leave. */
+    const struct weft__park_ops *ops = w->ops;
     if (atomic_compare_exchange_strong(&w->claim, &expect, CLAIM_CANCEL))
-        w->ops->unblock(w, atomic_exchange(&w->state, WEFT__W_WOKEN));
+        ops->unblock(w, atomic_exchange(&w->state, WEFT__W_WOKEN));
 }
 
 void weft__waiter_uncancel(weft__waiter *w)
@@ -206,8 +208,13 @@ bool weft__wake(weft__wait_entry *e, int result)
                                                  memory_order_acquire))
         return false;
     e->result = result;
-    w->ops->unblock(w, atomic_exchange_explicit(&w->state, WEFT__W_WOKEN,
-                                                memory_order_acq_rel));
+    /* Read ops first: once state is WOKEN the waiter may return and its
+     * thread may exit.  unblock gets w only to wake it (an OS thread's
+     * futex word; a green thread's run-queue link, which outlives the
+     * wait), never to follow its other fields. */
+    const struct weft__park_ops *ops = w->ops;
+    ops->unblock(w, atomic_exchange_explicit(&w->state, WEFT__W_WOKEN,
+                                             memory_order_acq_rel));
     return true;
 }
 
