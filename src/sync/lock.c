@@ -75,16 +75,17 @@ static bool spin_for_lock(weft_lock *self)
 {
     unsigned spun = 0, pause = 1;
 
-    while (spun < weft__lock_spin_iters) {
-        if (try_lock(self))
-            return true;
+    /* Always try once, even with no spin budget. */
+    while (!try_lock(self)) {
+        if (spun >= weft__lock_spin_iters)
+            return false;
         for (unsigned i = 0; i < pause; i++)
             weft__cpu_relax();
         spun += pause;
         if (pause < 16)
             pause <<= 1;
     }
-    return false;
+    return true;
 }
 
 /* Guard held: clear waiters if nobody is queued any more. */

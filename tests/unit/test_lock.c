@@ -4,6 +4,8 @@
 
 #include <stdatomic.h>
 
+#include "platform/platform.h"
+
 START_TEST(static_init_is_unlocked)
 {
     static weft_lock l = WEFT_LOCK_INIT;
@@ -199,6 +201,22 @@ START_TEST(mutual_exclusion_counts_exact)
 }
 END_TEST
 
+/* With no spinning at all, every contended acquire goes through the park
+ * path (and its "the lock came free before I slept" retry): still exact,
+ * still no livelock. */
+START_TEST(contention_without_spinning)
+{
+    weft__lock_spin_iters = 0;
+    weft__park_spin_iters = 0;
+    struct excl x = {.l = WEFT_LOCK_INIT, .iters = 20000 * test_scale()};
+    struct excl *args[3] = {&x, &x, &x};
+    ck_assert_int_eq(tt_run_n(3, excl_worker, args, sizeof args[0]), 0);
+    ck_assert_int_eq(x.counter, 3 * x.iters);
+    ck_assert_int_eq(atomic_load(&x.overlap), 0);
+    ck_assert_rc(weft_lock_fini(&x.l), 0);
+}
+END_TEST
+
 /* A waiter whose deadline passes while others hammer the lock leaves
  * cleanly; the hammering threads keep going and the counts stay exact. */
 static int excl_timed_worker(void *p)
@@ -285,6 +303,7 @@ static Suite *lock_suite(void)
     tcase_add_test(c, deadline_now_does_not_wait);
     tcase_add_test(c, blocked_waiter_gets_lock_on_release);
     tcase_add_test(c, mutual_exclusion_counts_exact);
+    tcase_add_test(c, contention_without_spinning);
     tcase_add_test(c, timeouts_under_contention_lose_nothing);
     tcase_add_test(c, long_waiter_is_not_starved);
     suite_add_tcase(s, c);
