@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     if (weft_barrier_create(&s.b, n, all_ready, &s) != 0)
         return 1;
     for (int i = 0; i < n; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "runner-%d", i);
         weft_thread_opts o = {name, 0, 0};
         mes[i] = (struct me){&s, i};

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     if (weft_sem_init_bounded(&p.slots, size) != 0)
         return 1;
     for (int i = 0; i < workers; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "client-%d", i + 1);
         weft_thread_opts o = {name, 0, 0};
         if (weft_thread_start(&ts[i], worker, &p, &o) != 0)
