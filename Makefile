@@ -9,6 +9,7 @@
 #   make test SAN=thread    the same under ThreadSanitizer  (build/thread)
 #   make test SAN=address   under AddressSanitizer + UBSan  (build/address)
 #   make test DEBUG=1       with WEFT_DEBUG checks          (build/debug)
+#   make valgrind           examples and core unit tests under memcheck
 #   make bench              benchmarks beside their anchors
 #   make demo               the demonstration (the seed programs)
 #   make install PREFIX=/usr/local
@@ -77,7 +78,7 @@ BENCH_BIN := $(BENCH_SRC:bench/micro/%.c=$(B)/bench/%)
 HEADERS := $(wildcard include/*.h include/weft/*.h) \
            $(wildcard src/*/*.h)
 
-.PHONY: all lib examples tools tests test stress bench demo install \
+.PHONY: all lib examples tools tests test stress bench demo install valgrind \
         uninstall clean deps format
 .SECONDARY:
 
@@ -132,6 +133,10 @@ $(B)/tests/stress_%: tests/stress/stress_%.c $(SUPPORT_SRC) $(B)/libweft.a \
 test: tests
 	@WEFT_EXAMPLES_DIR=$(CURDIR)/$(B)/examples VARIANT=$(VARIANT) \
 	    sh tools/run-tests.sh $(TEST_BIN)
+
+# The examples and the park/lock/event unit tests under Valgrind memcheck.
+valgrind: tests
+	@sh tools/run-valgrind.sh $(B)
 
 stress: tests
 	@VARIANT=$(VARIANT) sh tools/run-tests.sh \

@@ -8,6 +8,7 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 if ! pkg-config --exists check 2>/dev/null; then need="$need check"; fi
+command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 for p in $WEFT_DEPS_EXTRA; do
     case "$p" in
     golang-go) command -v go >/dev/null 2>&1 || need="$need golang-go" ;;
