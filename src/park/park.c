@@ -238,8 +238,9 @@ int weft__wake_all(weft__waitq *wq, int result)
     return n;
 }
 
-int weft__wait_on(weft__waitq *wq, weft__wait_entry *e, bool front,
-                  int64_t deadline, const char *what, const void *obj)
+int weft__wait_on_under(weft__waitq *guard, weft__waitq *wq,
+                        weft__wait_entry *e, bool front, int64_t deadline,
+                        const char *what, const void *obj)
 {
     weft__waiter *w = weft__self();
     int rc;
@@ -249,11 +250,17 @@ int weft__wait_on(weft__waitq *wq, weft__wait_entry *e, bool front,
         weft__waitq_push_front(wq, e, w);
     else
         weft__waitq_push(wq, e, w);
-    weft__waitq_unlock(wq);
+    weft__waitq_unlock(guard);
     rc = weft__park(w, deadline);
     if (rc != 0) {
-        weft__waitq_lock(wq);
+        weft__waitq_lock(guard);
         weft__waitq_remove(wq, e);
     }
     return rc;
+}
+
+int weft__wait_on(weft__waitq *wq, weft__wait_entry *e, bool front,
+                  int64_t deadline, const char *what, const void *obj)
+{
+    return weft__wait_on_under(wq, wq, e, front, deadline, what, obj);
 }

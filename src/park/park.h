@@ -194,5 +194,12 @@ int weft__wake_all(weft__waitq *wq, int result);
 int weft__wait_on(weft__waitq *wq, weft__wait_entry *e, bool front,
                   int64_t deadline, const char *what, const void *obj);
 
+/* The same, for a primitive that keeps several wait queues under one guard
+ * (the queue's getters, putters and joiners): e goes on wq, and the guard
+ * held, dropped and re-taken is guard's, not wq's. */
+int weft__wait_on_under(weft__waitq *guard, weft__waitq *wq,
+                        weft__wait_entry *e, bool front, int64_t deadline,
+                        const char *what, const void *obj);
+
 
 #endif
