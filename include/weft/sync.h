@@ -60,13 +60,14 @@ typedef struct weft__waitq {
  * thread or green thread that acquired it is the only one that may release
  * it, and re-acquiring it from the owner is reported instead of hanging. */
 typedef struct weft_lock {
-    _Atomic uint32_t locked;  /* private: 1 while held */
-    _Atomic uint32_t waiters; /* private: 1 while wq may hold waiters */
-    _Atomic(void *) owner;    /* private: the holder's waiter identity */
-    weft__waitq wq;           /* private */
+    _Atomic uint32_t locked;      /* private: 1 while held */
+    _Atomic uint32_t waiters;     /* private: 1 while wq may hold waiters */
+    _Atomic uint32_t contenders;  /* private: threads in the slow path */
+    _Atomic(void *) owner;        /* private: the holder's identity */
+    weft__waitq wq;               /* private */
 } weft_lock;
 
-#define WEFT_LOCK_INIT {0, 0, NULL, WEFT__WAITQ_INIT}
+#define WEFT_LOCK_INIT {0, 0, 0, NULL, WEFT__WAITQ_INIT}
 
 void weft_lock_init(weft_lock *self);
 /* -EBUSY if the lock is held or has waiters. */

@@ -90,8 +90,12 @@ void weft__waiter_init(weft__waiter *w, uint32_t kind,
 
 void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
 {
-    atomic_store_explicit(&w->claim, NULL, memory_order_relaxed);
-    atomic_store_explicit(&w->state, WEFT__W_WAITING, memory_order_release);
+    /* state before claim: a claimer (a canceller needs no guard) that wins
+     * the claim CAS must find this wait's WAITING in its exchange, never a
+     * previous wait's IDLE, or it would skip the wake-up and this store would
+     * then overwrite its WOKEN. */
+    atomic_store_explicit(&w->state, WEFT__W_WAITING, memory_order_relaxed);
+    atomic_store_explicit(&w->claim, NULL, memory_order_release);
     w->wait_what = what;
     w->wait_obj = obj;
     w->wait_since = weft__clock_now();

@@ -49,15 +49,25 @@ void weft_lock_init(weft_lock *self)
 {
     atomic_init(&self->locked, 0);
     atomic_init(&self->waiters, 0);
+    atomic_init(&self->contenders, 0);
     atomic_init(&self->owner, NULL);
     self->wq = (weft__waitq)WEFT__WAITQ_INIT;
 }
 
+/* Busy while held, or while a thread that parked on it is still inside
+ * acquire (see acquire_slow).  Taking the guard also waits out a releaser
+ * still inside release_slow.  A thread that is only spinning cannot be seen:
+ * destroying a lock while another thread is inside acquire is the caller's
+ * error, which fini reports when it can. */
 int weft_lock_fini(weft_lock *self)
 {
-    if (atomic_load(&self->locked) || atomic_load(&self->waiters))
-        return -EBUSY;
-    return 0;
+    bool busy;
+
+    weft__waitq_lock(&self->wq);
+    busy = atomic_load(&self->locked) || atomic_load(&self->waiters) ||
+           atomic_load(&self->contenders) || !weft__waitq_empty(&self->wq);
+    weft__waitq_unlock(&self->wq);
+    return busy ? -EBUSY : 0;
 }
 
 static bool try_lock(weft_lock *self)
@@ -136,11 +146,15 @@ static int park_on_lock(weft_lock *self, weft__wait_entry *e, bool front,
     return rc;
 }
 
-/* Wait until we own the lock or the deadline passes.  me is the caller. */
+/* Spin, then park, until we own the lock or the deadline passes.  A thread
+ * that parks once is counted in contenders until it leaves, for fini (a
+ * waiter woken to compete, or one that timed out and has yet to take the
+ * guard to unlink itself, still holds a pointer to the lock); one that only
+ * spins costs no extra atomic operation. */
 static int acquire_slow(weft_lock *self, int64_t deadline, weft__waiter *me)
 {
     weft__wait_entry e;
-    bool front = false;
+    bool front = false, counted = false;
     int rc;
 
     if (atomic_load_explicit(&self->owner, memory_order_relaxed) == me)
@@ -149,19 +163,26 @@ static int acquire_slow(weft_lock *self, int64_t deadline, weft__waiter *me)
         return -ETIMEDOUT;
     e.since = 0;
     for (;;) {
-        if (spin_for_lock(self))
-            return 0;
-        if (e.since == 0)
+        if (spin_for_lock(self)) {
+            rc = 0;
+            break;
+        }
+        if (!counted) {
+            atomic_fetch_add_explicit(&self->contenders, 1,
+                                      memory_order_relaxed);
+            counted = true;
             e.since = weft__clock_now();
+        }
         rc = park_on_lock(self, &e, front, deadline, me);
-        if (rc < 0)
-            return rc;
-        if (rc == 0 && e.result == RESULT_HANDOFF)
-            return 0;
+        if (rc < 0 || (rc == 0 && e.result == RESULT_HANDOFF))
+            break;
         /* Woken to compete, or the lock came free: if we lose again we go
          * back to the front, keeping our place and our since. */
         front = rc == 0;
     }
+    if (counted)
+        atomic_fetch_sub_explicit(&self->contenders, 1, memory_order_release);
+    return rc < 0 ? rc : 0;
 }
 
 int weft_lock_acquire(weft_lock *self, int64_t deadline)

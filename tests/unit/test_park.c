@@ -284,6 +284,53 @@ START_TEST(timeouts_racing_wakes_lose_nothing)
 }
 END_TEST
 
+/* A canceller racing a waiter that ends one wait and prepares the next
+ * must never leave the waiter waiting for a wake-up nobody will send. */
+struct cancel_race {
+    _Atomic(weft__waiter *) who;
+    atomic_int stop;
+    long rounds;
+};
+
+static int cancel_race_waiter(void *p)
+{
+    struct cancel_race *r = p;
+    weft__waiter *w = weft__self();
+    atomic_store(&r->who, w);
+    for (long i = 0; i < r->rounds; i++) {
+        weft__wait_prepare(w, "test", NULL);
+        int rc = weft__park(w, WEFT_NOW);
+        if (rc == -ECANCELED)
+            weft__waiter_uncancel(w);
+        else if (rc != -ETIMEDOUT)
+            return -1;
+    }
+    atomic_store(&r->stop, 1);
+    return 0;
+}
+
+static int cancel_race_canceller(void *p)
+{
+    struct cancel_race *r = p;
+    weft__waiter *w;
+    while ((w = atomic_load(&r->who)) == NULL)
+        ;
+    while (!atomic_load(&r->stop))
+        weft__waiter_cancel(w);
+    return 0;
+}
+
+START_TEST(cancel_racing_next_wait_never_hangs)
+{
+    static struct cancel_race r;
+    r.rounds = 300000 * test_scale();
+    tt *c = tt_start(cancel_race_canceller, &r);
+    tt *w = tt_start(cancel_race_waiter, &r);
+    ck_assert_int_eq(tt_join(w), 0);
+    ck_assert_int_eq(tt_join(c), 0);
+}
+END_TEST
+
 static Suite *park_suite(void)
 {
     Suite *s = suite_create("park");
@@ -301,6 +348,7 @@ static Suite *park_suite(void)
     tcase_add_test(c, abandon_unreached_wait);
     tcase_add_test(c, waitq_is_fifo_and_push_front_jumps);
     tcase_add_test(c, timeouts_racing_wakes_lose_nothing);
+    tcase_add_test(c, cancel_racing_next_wait_never_hangs);
     suite_add_tcase(s, c);
     return s;
 }
