@@ -131,7 +131,7 @@ $(B)/tests/stress_%: tests/stress/stress_%.c $(SUPPORT_SRC) $(B)/libweft.a \
 # timeout) and prints the totals.  WEFT_EXAMPLES_DIR lets the example tests
 # find the example programs of this variant.
 test: tests
-	@WEFT_EXAMPLES_DIR=$(CURDIR)/$(B)/examples VARIANT=$(VARIANT) \
+	@WEFT_EXAMPLES_DIR=$(abspath $(B))/examples VARIANT=$(VARIANT) \
 	    sh tools/run-tests.sh $(TEST_BIN)
 
 # The examples and the park/lock/event unit tests under Valgrind memcheck.
