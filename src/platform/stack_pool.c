@@ -1,0 +1,456 @@
+/* stack_pool.c - green-thread stacks carved from large mappings, pooled by
+ * size class for reuse (the interface and the layout are in stack.h).
+ *
+ * Design.  Each size class (a usable size, rounded to pages) owns chunks:
+ * one anonymous mapping of up to 256 slots (about 16 MiB), each slot a guard
+ * page and a stack.  A stack is taken, in order of preference, from the
+ * class's warm list (freed stacks that kept their pages: reuse costs no page
+ * fault, and LIFO order hands back the most recently used, cache-hot stack),
+ * its cold list (freed stacks whose pages were given back), its unguarded
+ * list (slots whose guard could not be installed yet), the current chunk's
+ * never-used slots, or a new chunk.  A slot's guard is installed the first
+ * time the slot is handed out, outside the lock.
+ *   (Rejected: one mmap per stack with an mprotect'd guard, as libdill,
+ *   libmill and State Threads do - two VMAs per stack cap a process near
+ *   32,000 stacks at the default vm.max_map_count.  Rejected: unmapping a
+ *   chunk once all its stacks are free - the overflow handler reads the
+ *   chunk table without a lock, so removing entries would need deferred
+ *   reclamation, and a MAP_NORESERVE range whose pages were given back
+ *   costs no memory, only address space, of which x86-64 has 128 TiB.)
+ *
+ * The chunk table is append-only: chunk i is written completely, then
+ * published with a release store of table[i] and of nchunks; the overflow
+ * handler reads them with acquire loads, so it sees only complete chunks and
+ * needs no lock (it may run while another thread holds the pool lock).
+ * A chunk's geometry never changes after publication.  A slot's owner names
+ * are atomics because the handler reads them.
+ *
+ * Invariants: every slot is in exactly one state: FRESH (in its chunk's
+ * never-used range), IN_USE, WARM / COLD / UNGUARDED (on that list of its
+ * class), or RELEASING (being given back by a free, between two lock
+ * holds).  stats.in_use counts IN_USE slots (RELEASING ones too until
+ * they are pooled); stats.pooled counts WARM + COLD + UNGUARDED;
+ * warm_bytes = class size summed over WARM slots.
+ *
+ * Locking: `lock` (a futex mutex: the platform layer sits below park) guards
+ * the classes, their lists, every slot's `next`, `state` and `guarded`
+ * fields while the slot is pooled, chunk `fresh` indexes and the stats.  It
+ * is never held across a system call except mmap of a new chunk and the
+ * explicit weft__stack_trim.  A slot handed out is its owner's alone until
+ * freed, so the owner sets `guarded` without the lock (the free that
+ * follows takes the lock and publishes it).
+ */
+#include "stack.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "lib/assert.h"
+#include "platform.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STACK_ASAN 1
+#endif
+#endif
+#ifdef STACK_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+enum { FRESH, IN_USE, WARM, COLD, UNGUARDED, RELEASING };
+
+#define CHUNK_TARGET_BYTES ((size_t)16 << 20)
+#define CHUNK_MAX_SLOTS 256u
+#define TABLE_MAX 65536u /* chunks; each is at least one of the kernel's
+                            65,530 default mappings anyway */
+
+struct chunk;
+
+struct weft__stack_slot {
+    _Atomic(const char *) name;    /* owner's; read by the handler */
+    _Atomic(const char *) site;    /* owner's; read by the handler */
+    struct weft__stack_slot *next; /* guarded by lock (on a list) */
+    struct chunk *chunk;           /* immutable */
+    unsigned char state;           /* guarded by lock */
+    unsigned char guarded;         /* guarded by lock; owner while IN_USE */
+};
+
+struct sclass;
+
+struct chunk {
+    uintptr_t base;      /* immutable after publication */
+    size_t len;          /* immutable: nslots * slot_bytes */
+    size_t slot_bytes;   /* immutable: page + size */
+    size_t size;         /* immutable: usable bytes per stack */
+    unsigned nslots;     /* immutable */
+    unsigned fresh;      /* guarded by lock: slots [fresh, nslots) unused */
+    struct sclass *cls;  /* immutable */
+    struct weft__stack_slot slots[];
+};
+
+/* A size class.  All fields guarded by lock. */
+struct sclass {
+    size_t size;
+    unsigned chunk_slots;
+    struct weft__stack_slot *warm, *cold, *unguarded;
+    struct chunk *cur; /* the chunk with never-used slots, or NULL */
+    struct sclass *next;
+};
+
+static _Atomic uint32_t lock; /* 0 free, 1 held, 2 held with sleepers */
+
+static struct sclass *classes;             /* guarded by lock */
+static size_t warm_bytes;                  /* guarded by lock */
+static size_t pool_limit = (size_t)256 << 20; /* guarded by lock */
+static weft__stack_stats stats;            /* guarded by lock (guard_vmas
+                                              unused here) */
+
+static _Atomic(struct chunk *) table[TABLE_MAX]; /* append-only */
+static _Atomic size_t nchunks;                   /* published count */
+
+static _Atomic size_t default_size = WEFT__STACK_DEFAULT_SIZE;
+
+/* A three-state futex mutex (Drepper, "Futexes are tricky", mutex 2):
+ * uncontended lock and unlock are one atomic each. */
+static void pool_lock_slow(void)
+{
+    uint32_t c = atomic_exchange(&lock, 2);
+    while (c != 0) {
+        weft__futex_wait(&lock, 2, -1);
+        c = atomic_exchange(&lock, 2);
+    }
+}
+
+static void pool_lock(void)
+{
+    uint32_t c = 0;
+    if (!atomic_compare_exchange_strong(&lock, &c, 1))
+        pool_lock_slow();
+}
+
+static void pool_unlock(void)
+{
+    if (atomic_fetch_sub(&lock, 1) != 1) {
+        atomic_store(&lock, 0);
+        weft__futex_wake(&lock, 1);
+    }
+}
+
+/* Round size up to the page size; 0 if it is 0 or too large. */
+static size_t round_size(size_t size)
+{
+    size_t page = weft__stack_page();
+    if (size == 0 || size > WEFT__STACK_MAX_SIZE)
+        return 0;
+    return (size + page - 1) & ~(page - 1);
+}
+
+static inline char *slot_lo(const struct weft__stack_slot *sl)
+{
+    const struct chunk *c = sl->chunk;
+    size_t i = (size_t)(sl - c->slots);
+    return (char *)(c->base + i * c->slot_bytes + weft__stack_page());
+}
+
+static void push(struct weft__stack_slot **list, struct weft__stack_slot *sl,
+                 unsigned char state)
+{
+    sl->state = state;
+    sl->next = *list;
+    *list = sl;
+}
+
+static struct weft__stack_slot *pop(struct weft__stack_slot **list)
+{
+    struct weft__stack_slot *sl = *list;
+    if (sl)
+        *list = sl->next;
+    return sl;
+}
+
+/* Caller holds lock.  NULL if malloc fails. */
+static struct sclass *find_class(size_t size)
+{
+    struct sclass *k;
+    for (k = classes; k; k = k->next)
+        if (k->size == size)
+            return k;
+    k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    size_t slot_bytes = size + weft__stack_page();
+    size_t n = CHUNK_TARGET_BYTES / slot_bytes;
+    k->size = size;
+    k->chunk_slots = n < 1 ? 1 : n > CHUNK_MAX_SLOTS ? CHUNK_MAX_SLOTS
+                                                     : (unsigned)n;
+    k->next = classes;
+    classes = k;
+    return k;
+}
+
+/* Caller holds lock.  Map a chunk for class k, publish it and make it k's
+ * current chunk.  0, -ENOMEM or -EAGAIN (message set). */
+static int new_chunk(struct sclass *k)
+{
+    size_t n = atomic_load_explicit(&nchunks, memory_order_relaxed);
+    size_t slot_bytes = k->size + weft__stack_page();
+    size_t len = slot_bytes * k->chunk_slots;
+    int rc;
+
+    if (n == TABLE_MAX) {
+        weft__stack_set_error("weft's stack chunk table is full (%u "
+                              "mappings of stacks)", TABLE_MAX);
+        return -ENOMEM;
+    }
+    rc = weft__stack_map_check(0, len);
+    if (rc != 0)
+        return rc;
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                      -1, 0);
+    if (base == MAP_FAILED)
+        return weft__stack_map_check(errno, len);
+    /* Transparent huge pages would make one touched page of a stack cost
+     * 2 MiB; MAP_STACK implies this since Linux 6.7, older kernels need
+     * it said.  Failure only costs memory, so it is ignored. */
+    (void)madvise(base, len, MADV_NOHUGEPAGE);
+
+    struct chunk *c = calloc(1, sizeof *c + k->chunk_slots * sizeof c->slots[0]);
+    if (!c) {
+        munmap(base, len);
+        weft__stack_set_error("out of memory for a stack chunk's header");
+        return -ENOMEM;
+    }
+    c->base = (uintptr_t)base;
+    c->len = len;
+    c->slot_bytes = slot_bytes;
+    c->size = k->size;
+    c->nslots = k->chunk_slots;
+    c->cls = k;
+    for (unsigned i = 0; i < c->nslots; i++)
+        c->slots[i].chunk = c;
+    atomic_store_explicit(&table[n], c, memory_order_release);
+    atomic_store_explicit(&nchunks, n + 1, memory_order_release);
+    k->cur = c;
+    stats.chunks++;
+    stats.reserved_bytes += len;
+    return 0;
+}
+
+/* Caller holds lock.  Take a slot of class k (state set to IN_USE), or
+ * return a negative code with the message set. */
+static int take(struct sclass *k, struct weft__stack_slot **out)
+{
+    struct weft__stack_slot *sl;
+
+    if ((sl = pop(&k->warm)) != NULL) {
+        warm_bytes -= k->size;
+        stats.pooled_warm--;
+        stats.pooled--;
+    } else if ((sl = pop(&k->cold)) != NULL || (sl = pop(&k->unguarded))) {
+        stats.pooled--;
+    } else {
+        if (!k->cur || k->cur->fresh == k->cur->nslots) {
+            int rc = new_chunk(k);
+            if (rc != 0)
+                return rc;
+        }
+        sl = &k->cur->slots[k->cur->fresh++];
+        if (k->cur->fresh == k->cur->nslots)
+            k->cur = NULL;
+    }
+    sl->state = IN_USE;
+    sl->next = NULL;
+    stats.in_use++;
+    *out = sl;
+    return 0;
+}
+
+/* Install the guard of a slot just taken, outside the lock; on failure the
+ * slot goes back to its class's unguarded list. */
+static int guard_slot(struct weft__stack_slot *sl)
+{
+    int rc = weft__stack_guard_page(slot_lo(sl) - weft__stack_page());
+    if (rc == 0) {
+        sl->guarded = 1;
+        return 0;
+    }
+    pool_lock();
+    push(&sl->chunk->cls->unguarded, sl, UNGUARDED);
+    stats.in_use--;
+    stats.pooled++;
+    pool_unlock();
+    return rc;
+}
+
+int weft__stack_alloc(weft__stack *s, size_t size)
+{
+    struct weft__stack_slot *sl;
+    size_t rounded = round_size(size);
+    int rc;
+
+    if (!s || rounded == 0)
+        return -EINVAL;
+    /* The caller is about to run green code, most likely: make sure the
+     * overflow report can run on this thread.  Decide the guard kind before
+     * the lock, since that reads the environment. */
+    rc = weft__stack_thread_init();
+    if (rc != 0) {
+        weft__stack_set_error("no memory for an alternate signal stack");
+        return rc;
+    }
+    (void)weft__stack_guard_kind_now();
+
+    pool_lock();
+    struct sclass *k = find_class(rounded);
+    if (!k) {
+        pool_unlock();
+        weft__stack_set_error("out of memory for a stack size class");
+        return -ENOMEM;
+    }
+    rc = take(k, &sl);
+    bool guarded = rc == 0 && sl->guarded;
+    pool_unlock();
+    if (rc != 0)
+        return rc;
+    if (!guarded && (rc = guard_slot(sl)) != 0)
+        return rc;
+    s->lo = slot_lo(sl);
+    s->size = rounded;
+    s->slot = sl;
+    return 0;
+}
+
+/* Give a released slot's pages back, then pool it as cold. */
+static void release_cold(struct weft__stack_slot *sl, char *lo, size_t size)
+{
+    (void)madvise(lo, size, MADV_DONTNEED);
+    pool_lock();
+    WEFT_ASSERT(sl->state == RELEASING);
+    push(&sl->chunk->cls->cold, sl, COLD);
+    stats.in_use--;
+    stats.pooled++;
+    pool_unlock();
+}
+
+void weft__stack_free(weft__stack *s)
+{
+    struct weft__stack_slot *sl = s ? s->slot : NULL;
+    if (!sl)
+        return;
+    char *lo = s->lo;
+    size_t size = s->size;
+    WEFT_ASSERT(lo == slot_lo(sl) && size == sl->chunk->size);
+    atomic_store_explicit(&sl->name, NULL, memory_order_relaxed);
+    atomic_store_explicit(&sl->site, NULL, memory_order_relaxed);
+#ifdef STACK_ASAN
+    /* Frames that never returned (a green thread switched away for good)
+     * leave their redzones poisoned; the next owner must not trip on them. */
+    __asan_unpoison_memory_region(lo, size);
+#endif
+    s->lo = NULL;
+    s->size = 0;
+    s->slot = NULL;
+
+    pool_lock();
+    if (sl->state != IN_USE)
+        WEFT_PANIC("stack %p freed twice (state %d)", (void *)lo, sl->state);
+    struct sclass *k = sl->chunk->cls;
+    if (warm_bytes + size <= pool_limit) {
+        warm_bytes += size;
+        push(&k->warm, sl, WARM);
+        stats.in_use--;
+        stats.pooled++;
+        stats.pooled_warm++;
+        pool_unlock();
+        return;
+    }
+    sl->state = RELEASING;
+    pool_unlock();
+    release_cold(sl, lo, size);
+}
+
+void weft__stack_set_owner(weft__stack *s, const char *name,
+                           const char *spawn_site)
+{
+    if (!s || !s->slot)
+        return;
+    atomic_store_explicit(&s->slot->name, name, memory_order_release);
+    atomic_store_explicit(&s->slot->site, spawn_site, memory_order_release);
+}
+
+size_t weft__stack_default_size(void)
+{
+    return atomic_load_explicit(&default_size, memory_order_relaxed);
+}
+
+int weft__stack_set_default_size(size_t size)
+{
+    size_t rounded = round_size(size);
+    if (rounded == 0)
+        return -EINVAL;
+    atomic_store_explicit(&default_size, rounded, memory_order_relaxed);
+    return 0;
+}
+
+void weft__stack_get_stats(weft__stack_stats *out)
+{
+    pool_lock();
+    *out = stats;
+    pool_unlock();
+    out->guard_vmas = weft__stack_guard_vmas();
+}
+
+size_t weft__stack_set_pool_limit(size_t bytes)
+{
+    pool_lock();
+    size_t old = pool_limit;
+    pool_limit = bytes;
+    pool_unlock();
+    return old;
+}
+
+size_t weft__stack_trim(void)
+{
+    size_t n = 0;
+    pool_lock();
+    for (struct sclass *k = classes; k; k = k->next) {
+        struct weft__stack_slot *sl;
+        while ((sl = pop(&k->warm)) != NULL) {
+            (void)madvise(slot_lo(sl), k->size, MADV_DONTNEED);
+            push(&k->cold, sl, COLD);
+            warm_bytes -= k->size;
+            stats.pooled_warm--;
+            n++;
+        }
+    }
+    pool_unlock();
+    return n;
+}
+
+int weft__stack_find_guard(uintptr_t addr, const char **name,
+                           const char **site, size_t *size)
+{
+    size_t n = atomic_load_explicit(&nchunks, memory_order_acquire);
+    size_t page = weft__stack_page();
+
+    for (size_t i = 0; i < n; i++) {
+        struct chunk *c = atomic_load_explicit(&table[i], memory_order_acquire);
+        if (!c || addr < c->base || addr - c->base >= c->len)
+            continue;
+        size_t off = addr - c->base;
+        if (off % c->slot_bytes >= page)
+            return 0; /* inside a stack, not a guard */
+        struct weft__stack_slot *sl = &c->slots[off / c->slot_bytes];
+        *name = atomic_load_explicit(&sl->name, memory_order_acquire);
+        *site = atomic_load_explicit(&sl->site, memory_order_acquire);
+        *size = c->size;
+        return 1;
+    }
+    return 0;
+}
