@@ -320,6 +320,100 @@ START_TEST(shutdown_releases_many_blocked_getters)
 }
 END_TEST
 
+/* ---- FIFO order under load --------------------------------------------- */
+
+/* Producers put (id, seq) with seq rising; every consumer must see each
+ * producer's items in rising order (FIFO across the put and get locks),
+ * through full rings, empty rings, growth, spinning and parking. */
+enum { ORD_P = 2, ORD_C = 2 };
+
+struct ord {
+    weft_queue *q;
+    long per;
+    _Atomic long got;
+    _Atomic long sum;
+    _Atomic int bad;
+};
+
+struct ord_worker {
+    struct ord *o;
+    int id;
+};
+
+#define ORD_ITEM(p, seq) P(((uintptr_t)(seq) << 2) | (uintptr_t)(p))
+
+static int ord_producer(void *arg)
+{
+    struct ord_worker *w = arg;
+    for (long i = 1; i <= w->o->per; i++) {
+        int rc = weft_queue_put(w->o->q, ORD_ITEM(w->id, i), WEFT_FOREVER);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int ord_consumer(void *arg)
+{
+    struct ord_worker *w = arg;
+    uintptr_t last[ORD_P] = {0};
+    void *x;
+    int rc;
+
+    for (;;) {
+        rc = weft_queue_get(w->o->q, &x, WEFT_FOREVER);
+        if (rc == -EPIPE)
+            return 0;
+        if (rc != 0)
+            return rc;
+        uintptr_t p = I(x) & 3, seq = I(x) >> 2;
+        if (p >= ORD_P || seq <= last[p])
+            atomic_store(&w->o->bad, 1);
+        else
+            last[p] = seq;
+        atomic_fetch_add(&w->o->got, 1);
+        atomic_fetch_add(&w->o->sum, (long)seq);
+    }
+}
+
+static void run_order(size_t maxsize, int np, int nc)
+{
+    struct ord o = {.per = 20000 * test_scale()};
+    struct ord_worker w[ORD_P + ORD_C];
+    tt *t[ORD_P + ORD_C];
+
+    ck_assert_rc(weft_queue_create(&o.q, WEFT_QUEUE_FIFO, maxsize), 0);
+    for (int i = 0; i < nc; i++) {
+        w[np + i] = (struct ord_worker){&o, i};
+        t[np + i] = tt_start(ord_consumer, &w[np + i]);
+    }
+    for (int i = 0; i < np; i++) {
+        w[i] = (struct ord_worker){&o, i};
+        t[i] = tt_start(ord_producer, &w[i]);
+    }
+    for (int i = 0; i < np; i++)
+        ck_assert_rc(tt_join(t[i]), 0);
+    weft_queue_shutdown(o.q, false);
+    for (int i = 0; i < nc; i++)
+        ck_assert_rc(tt_join(t[np + i]), 0);
+    ck_assert_msg(atomic_load(&o.bad) == 0, "maxsize %zu: order broken",
+                  maxsize);
+    ck_assert_int_eq(atomic_load(&o.got), np * o.per);
+    ck_assert_int_eq(atomic_load(&o.sum), np * (o.per * (o.per + 1) / 2));
+    ck_assert_uint_eq(weft_queue_waiters(o.q), 0);
+    ck_assert_rc(weft_queue_destroy(o.q, NULL), 0);
+}
+
+START_TEST(fifo_order_kept_per_producer)
+{
+    static const size_t sizes[] = {0, 1, 2, 7, 64, 1024};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        run_order(sizes[i], 1, 1);
+        run_order(sizes[i], ORD_P, ORD_C);
+    }
+}
+END_TEST
+
 /* One case per test, so that CK_RUN_CASE can run them one at a time. */
 static void add(Suite *s, const char *name, const TTest *test)
 {
@@ -338,6 +432,7 @@ static Suite *queue_stress_suite(void)
     add(s, "exactly_once_size_one", exactly_once_size_one);
     add(s, "shutdown_accounts", shutdown_accounts_for_every_item);
     add(s, "shutdown_blocked_getters", shutdown_releases_many_blocked_getters);
+    add(s, "fifo_order_per_producer", fifo_order_kept_per_producer);
     return s;
 }
 

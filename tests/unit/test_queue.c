@@ -901,6 +901,160 @@ START_TEST(destroy_is_ebusy_while_anyone_waits)
 }
 END_TEST
 
+/* ---- FIFO: the two sides (src/queue/fifo.c) ---------------------------- */
+
+/* A putter parked on a full queue is let in by whichever get makes room:
+ * a blocking get, a get_nowait and a timed get each move one parked item
+ * in before they return, in the order the putters parked. */
+START_TEST(fifo_parked_putters_served_by_every_kind_of_get)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 2);
+    struct qarg a[3];
+    tt *t[3];
+    void *x;
+
+    ck_assert_rc(weft_queue_put(q, P(1), WEFT_FOREVER), 0);
+    ck_assert_rc(weft_queue_put(q, P(2), WEFT_FOREVER), 0);
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct qarg){.q = q, .item = P(3 + i), .timeout = -1};
+        t[i] = tt_start(put_thread, &a[i]);
+        await_waiters(q, (size_t)i + 1);
+    }
+    ck_assert_uint_eq(I(get1(q)), 1);
+    ck_assert_rc(tt_join(t[0]), 0);
+    ck_assert_uint_eq(weft_queue_size(q), 2);
+    ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+    ck_assert_uint_eq(I(x), 2);
+    ck_assert_rc(tt_join(t[1]), 0);
+    ck_assert_uint_eq(weft_queue_size(q), 2);
+    ck_assert_rc(weft_queue_get(q, &x, weft_deadline_in(MS(10000))), 0);
+    ck_assert_uint_eq(I(x), 3);
+    ck_assert_rc(tt_join(t[2]), 0);
+    ck_assert_uint_eq(weft_queue_size(q), 2);
+    ck_assert_uint_eq(weft_queue_waiters(q), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 5);
+    ck_assert_uint_eq(I(get1(q)), 4);
+    ck_assert_uint_eq(I(get1(q)), 5);
+    ck_assert(weft_queue_empty(q));
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+/* A timed putter parked on a full queue that gets room before its
+ * deadline succeeds (it never reports -ETIMEDOUT once there was room). */
+START_TEST(fifo_timed_putter_gets_room_before_deadline)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 1);
+    struct qarg a = {.q = q, .item = P(2), .timeout = MS(20000)};
+    ck_assert_rc(weft_queue_put(q, P(1), WEFT_FOREVER), 0);
+    tt *t = tt_start(put_thread, &a);
+    while (!atomic_load(&a.started))
+        sched_yield();
+    ck_assert_uint_eq(I(get1(q)), 1);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert_uint_eq(I(get1(q)), 2);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+/* Graceful shutdown with more parked getters than items: the items still
+ * reach getters, the rest fail with -EPIPE, nothing is lost. */
+START_TEST(fifo_graceful_shutdown_serves_items_then_fails_the_rest)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 0);
+    struct qarg a[3];
+    tt *t[3];
+    int ok = 0, pipe = 0;
+
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct qarg){.q = q, .timeout = -1};
+        t[i] = tt_start(get_thread, &a[i]);
+    }
+    await_waiters(q, 3);
+    ck_assert_rc(weft_queue_put(q, P(7), WEFT_FOREVER), 0);
+    weft_queue_shutdown(q, false);
+    for (int i = 0; i < 3; i++) {
+        int rc = tt_join(t[i]);
+        if (rc == 0) {
+            ok++;
+            ck_assert_uint_eq(I(a[i].item), 7);
+        } else {
+            ck_assert_rc(rc, -EPIPE);
+            pipe++;
+        }
+    }
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(pipe, 2);
+    ck_assert_uint_eq(weft_queue_size(q), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 1);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+/* The ring grows while a consumer takes items from it: order is kept and
+ * no item is lost or repeated. */
+struct grow_arg {
+    weft_queue *q;
+    int n;
+    int bad;
+};
+
+static int ordered_getter(void *p)
+{
+    struct grow_arg *g = p;
+    void *x;
+    for (int i = 1; i <= g->n; i++) {
+        int rc = weft_queue_get(g->q, &x, WEFT_FOREVER);
+        if (rc != 0)
+            return rc;
+        if (I(x) != (uintptr_t)i && g->bad == 0)
+            g->bad = i;
+    }
+    return 0;
+}
+
+START_TEST(fifo_growth_with_a_running_consumer_keeps_order)
+{
+    struct grow_arg g = {.q = mkq(WEFT_QUEUE_FIFO, 0), .n = 50000};
+    tt *t = tt_start(ordered_getter, &g);
+    for (int i = 1; i <= g.n; i++) {
+        ck_assert_rc(weft_queue_put(g.q, P(i), WEFT_FOREVER), 0);
+        if (i % 4096 == 0) /* let the consumer catch up now and then */
+            sched_yield();
+    }
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert_int_eq(g.bad, 0);
+    ck_assert(weft_queue_empty(g.q));
+    ck_assert_uint_eq(weft_queue_unfinished(g.q), (size_t)g.n);
+    ck_assert_rc(weft_queue_destroy(g.q, NULL), 0);
+}
+END_TEST
+
+/* A bounded queue larger than the first ring still holds exactly maxsize
+ * items: it grows up to maxsize, then put waits. */
+START_TEST(fifo_large_bound_grows_then_is_exact)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 3000);
+    void *x;
+    for (int i = 1; i <= 3000; i++)
+        ck_assert_rc(weft_queue_put_nowait(q, P(i)), 0);
+    ck_assert(weft_queue_full(q));
+    ck_assert_rc(weft_queue_put_nowait(q, P(0)), -EAGAIN);
+    ck_assert_rc(weft_queue_put(q, P(0), WEFT_NOW), -ETIMEDOUT);
+    for (int i = 1; i <= 1000; i++) {
+        ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+        ck_assert_uint_eq(I(x), i);
+        ck_assert_rc(weft_queue_put_nowait(q, P(3000 + i)), 0);
+    }
+    for (int i = 1001; i <= 4000; i++) {
+        ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+        ck_assert_uint_eq(I(x), i);
+    }
+    ck_assert_rc(weft_queue_get_nowait(q, &x), -EAGAIN);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
 START_TEST(ecanceled_is_not_reached_by_os_threads)
 {
     /* OS threads are never cancelled: a long deadline that is met by a put
@@ -963,6 +1117,11 @@ static Suite *queue_suite(void)
     tcase_add_test(c, destroy_with_items_and_null_free_item);
     tcase_add_test(c, destroy_is_ebusy_while_anyone_waits);
     tcase_add_test(c, ecanceled_is_not_reached_by_os_threads);
+    tcase_add_test(c, fifo_parked_putters_served_by_every_kind_of_get);
+    tcase_add_test(c, fifo_timed_putter_gets_room_before_deadline);
+    tcase_add_test(c, fifo_graceful_shutdown_serves_items_then_fails_the_rest);
+    tcase_add_test(c, fifo_growth_with_a_running_consumer_keeps_order);
+    tcase_add_test(c, fifo_large_bound_grows_then_is_exact);
     suite_add_tcase(s, c);
     return s;
 }
