@@ -151,7 +151,8 @@ static int park_on_lock(weft_lock *self, weft__wait_entry *e, bool front,
  * waiter woken to compete, or one that timed out and has yet to take the
  * guard to unlink itself, still holds a pointer to the lock); one that only
  * spins costs no extra atomic operation. */
-static int acquire_slow(weft_lock *self, int64_t deadline, weft__waiter *me)
+__attribute__((noinline, cold)) static int
+acquire_slow(weft_lock *self, int64_t deadline, weft__waiter *me)
 {
     weft__wait_entry e;
     bool front = false, counted = false;
@@ -215,7 +216,7 @@ int weft_lock_try(weft_lock *self)
 
 /* The lock has just been released and waiters was seen set: wake the first
  * waiter, handing it the lock if it has waited long. */
-static void release_slow(weft_lock *self)
+__attribute__((noinline, cold)) static void release_slow(weft_lock *self)
 {
     weft__wait_entry *e;
     int64_t now = 0;
