@@ -14,6 +14,12 @@
 #   make demo               the demonstration (the seed programs)
 #   make install PREFIX=/usr/local
 #   make CC=clang           any of the above with clang
+#   make CONTEXT=ucontext   any of the above with the ucontext context
+#                           switch instead of the assembly one
+#                           (build/<variant>-ucontext)
+#   make CC=aarch64-linux-gnu-gcc test
+#                           cross build for aarch64 (build/aarch64-<variant>);
+#                           the tests that need no Check run under qemu-user
 #
 # Sources are found by wildcard: a new src/<layer>/<file>.c, test, example
 # or benchmark needs no edit here.
@@ -22,6 +28,31 @@ CC ?= cc
 PREFIX ?= /usr/local
 SAN ?=
 DEBUG ?=
+
+# The context switch (docs/ARCHITECTURE.md, "Context switch"): the assembly
+# switch of the target's architecture (from the compiler, so a cross
+# compiler picks its own), or CONTEXT=ucontext, which is also the default
+# where no switch.S exists.  A target other than this machine's runs its
+# tests under qemu-user.
+ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))
+HOST_ARCH := $(shell uname -m)
+CONTEXT ?= $(if $(wildcard src/platform/arch/$(ARCH)/switch.S),asm,ucontext)
+ifeq ($(CONTEXT),ucontext)
+  CONTEXT_SRC := src/platform/arch/ucontext.c
+  CONTEXT_FLAGS := -DWEFT_CONTEXT_UCONTEXT
+  VARIANT_SUFFIX := -ucontext
+else ifeq ($(CONTEXT),asm)
+  CONTEXT_SRC := src/platform/arch/$(ARCH)/switch.S
+  CONTEXT_FLAGS :=
+  VARIANT_SUFFIX :=
+else
+  $(error CONTEXT must be asm or ucontext)
+endif
+ifneq ($(ARCH),$(HOST_ARCH))
+  CROSS := 1
+  VARIANT_PREFIX := $(ARCH)-
+  TEST_EXEC := env QEMU_LD_PREFIX=/usr/$(ARCH)-linux-gnu qemu-$(ARCH)
+endif
 
 ifeq ($(SAN),thread)
   VARIANT := thread
@@ -45,17 +76,17 @@ else
 endif
 
 BUILD ?= build
-B := $(BUILD)/$(VARIANT)
+B := $(BUILD)/$(VARIANT_PREFIX)$(VARIANT)$(VARIANT_SUFFIX)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g -pthread $(WARN) $(SANFLAGS) \
-              -Iinclude -Isrc $(CFLAGS)
+              $(CONTEXT_FLAGS) -Iinclude -Isrc $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRC := $(sort $(wildcard src/*/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
-LIB_PIC := $(LIB_SRC:%.c=$(B)/pic/%.o)
+LIB_SRC := $(sort $(wildcard src/*/*.c)) $(CONTEXT_SRC)
+LIB_OBJ := $(addprefix $(B)/obj/,$(addsuffix .o,$(basename $(LIB_SRC))))
+LIB_PIC := $(addprefix $(B)/pic/,$(addsuffix .o,$(basename $(LIB_SRC))))
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
@@ -63,6 +94,15 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 SUPPORT_SRC := $(wildcard tests/support/*.c)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 STRESS_SRC := $(sort $(wildcard tests/stress/stress_*.c))
+# A cross build has no Check for its target: it builds and runs only the
+# tests that can also be built without it (-DWEFT_NO_CHECK).
+ifdef CROSS
+  CHECK_CFLAGS := -DWEFT_NO_CHECK
+  CHECK_LIBS :=
+  SUPPORT_SRC :=
+  UNIT_SRC := tests/unit/test_context.c
+  STRESS_SRC :=
+endif
 TEST_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%) \
             $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
@@ -91,6 +131,14 @@ $(B)/obj/%.o: %.c $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(B)/pic/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
+
+$(B)/obj/%.o: %.S $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/pic/%.o: %.S $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -c $< -o $@
 
@@ -132,14 +180,14 @@ $(B)/tests/stress_%: tests/stress/stress_%.c $(SUPPORT_SRC) $(B)/libweft.a \
 # find the example programs of this variant.
 test: tests
 	@WEFT_EXAMPLES_DIR=$(abspath $(B))/examples VARIANT=$(VARIANT) \
-	    sh tools/run-tests.sh $(TEST_BIN)
+	    WEFT_TEST_EXEC='$(TEST_EXEC)' sh tools/run-tests.sh $(TEST_BIN)
 
 # The examples and the park/lock/event unit tests under Valgrind memcheck.
 valgrind: tests
 	@sh tools/run-valgrind.sh $(B)
 
 stress: tests
-	@VARIANT=$(VARIANT) sh tools/run-tests.sh \
+	@VARIANT=$(VARIANT) WEFT_TEST_EXEC='$(TEST_EXEC)' sh tools/run-tests.sh \
 	    $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
 $(B)/bench/%: bench/micro/%.c $(B)/libweft.a $(HEADERS) \

@@ -8,6 +8,8 @@
 # any test, or prints no summary, counts as one failure).
 # CK_TIMEOUT_MULTIPLIER stretches every test's timeout (sanitizer builds).
 # WEFT_TEST_SLOW stretches the tests' own timing bounds the same way.
+# WEFT_TEST_EXEC, if set, runs each binary through it (the cross build sets
+# it to qemu-user).
 case "$VARIANT" in
 thread|address)
     : "${CK_TIMEOUT_MULTIPLIER:=4}"
@@ -27,7 +29,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1 print_stacktrace=1}"
 passed=0
 failed=0
 for bin in "$@"; do
-    out=$("$bin" 2>&1)
+    out=$($WEFT_TEST_EXEC "$bin" 2>&1)
     status=$?
     printf '%s\n' "$out" | grep -v '^Running suite' | grep -v '^[0-9]*%: Checks' | sed "s|^|$(basename "$bin"): |"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -n 1)
