@@ -14,7 +14,13 @@
  * private: touch them only through the functions below.  All-zero storage is
  * a valid unlocked lock, rlock, event and once.  A primitive must not be
  * destroyed (or its storage reused) while any thread waits on it; the _fini
- * functions report that with -EBUSY.
+ * functions report that with -EBUSY.  Its _fini (_destroy for the opaque
+ * ones) must be called, and must return 0, before its storage is freed or
+ * reused, even when the last waiter has already returned: a waiter may
+ * return while the thread that woke it is still inside its wake call (an
+ * event's set, a condition's notify, ...), and _fini is what waits that
+ * thread out (it takes the primitive's internal guard, which the waker holds
+ * until it is done with the primitive).
  *
  * Fairness.  Locks allow barging (a running thread may take a lock that was
  * just released ahead of a parked waiter), which keeps the uncontended and
@@ -188,18 +194,24 @@ int64_t weft_sem_value(const weft_sem *self);
 typedef struct weft_event {
     _Atomic uint32_t flag;    /* private */
     weft__waitq wq;           /* private */
+    uint32_t nwait;           /* private: waiters not yet gone, for fini */
 } weft_event;
 
-#define WEFT_EVENT_INIT {0, WEFT__WAITQ_INIT}
+#define WEFT_EVENT_INIT {0, WEFT__WAITQ_INIT, 0}
 
 void weft_event_init(weft_event *self);
+/* -EBUSY while anyone waits.  An event used as a completion signal must
+ * still be fini'd (until it returns 0) before its storage is freed, even
+ * after the waiter's wait returned: the setter that woke it may still be
+ * inside weft_event_set, and fini waits for it to leave. */
 int weft_event_fini(weft_event *self);
 /* Set the flag and wake every waiter. */
 void weft_event_set(weft_event *self);
 void weft_event_clear(weft_event *self);
 bool weft_event_is_set(const weft_event *self);
 /* 0 once the flag is set (at once if it already is), -ETIMEDOUT,
- * -ECANCELED. */
+ * -ECANCELED.  As Python's wait returns the flag, a wait whose deadline
+ * passes (or which is cancelled) just as the event is set returns 0. */
 int weft_event_wait(weft_event *self, int64_t deadline);
 
 /* ---- Barrier ---------------------------------------------------------- */
