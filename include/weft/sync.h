@@ -256,9 +256,10 @@ typedef struct weft_once {
     int rc;                   /* private: what fn returned */
     _Atomic(void *) runner;   /* private: who runs fn while state is 1 */
     weft__waitq wq;           /* private */
+    uint32_t nwait;           /* private: waiters not yet gone, for fini */
 } weft_once;
 
-#define WEFT_ONCE_INIT {0, 0, NULL, WEFT__WAITQ_INIT}
+#define WEFT_ONCE_INIT {0, 0, NULL, WEFT__WAITQ_INIT, 0}
 
 /* Calls fn(arg) if nobody has yet; returns fn's return value (to every
  * caller, the first and the later ones).  Blocks while another caller runs
@@ -268,6 +269,10 @@ typedef struct weft_once {
  * -EDEADLK instead of waiting for itself. */
 int weft_once_call(weft_once *self, int (*fn)(void *arg), void *arg);
 bool weft_once_done(const weft_once *self);
+/* Before the once's storage is freed or reused (see Storage above): 0, or
+ * -EBUSY while fn runs or a caller still waits.  A once in static storage
+ * needs no fini. */
+int weft_once_fini(weft_once *self);
 
 /* ---- Read-write lock -------------------------------------------------- */
 
