@@ -653,6 +653,52 @@ START_TEST(join_all_ignores_daemons)
 }
 END_TEST
 
+/* ---- join_all and failed starts ---------------------------------------- */
+
+struct fail_starts {
+    atomic_int stop;
+    long fails;
+};
+
+/* A foreign (daemon) thread that keeps starting non-daemon threads whose
+ * pthread_create fails (a stack no system can give). */
+static int fail_starts(void *p)
+{
+    struct fail_starts *f = p;
+    weft_thread_opts o = WEFT_THREAD_OPTS_DEFAULT;
+    o.daemon = 0;
+    o.stack_size = (size_t)1 << 46;
+    while (!atomic_load(&f->stop)) {
+        weft_thread *t;
+        if (weft_thread_start(&t, ret_arg, NULL, &o) != 0)
+            f->fails++;
+        else
+            weft_thread_join(t, NULL, WEFT_FOREVER);
+    }
+    return 0;
+}
+
+/* A handle whose pthread_create fails is briefly in the registry; a
+ * join_all that picks it up waits on its done event, which must be set on
+ * the failure path too (it used to hang for ever there). */
+START_TEST(join_all_does_not_wait_for_a_failed_start)
+{
+    struct fail_starts f = {0};
+    tt *s = tt_start(fail_starts, &f);
+    int64_t end = weft_deadline_in(MS(1000));
+    long rounds = 0;
+    while (weft_now() < end) {
+        ck_assert_rc(weft_thread_join_all(weft_deadline_in(MS(2000))), 0);
+        rounds++;
+    }
+    atomic_store(&f.stop, 1);
+    ck_assert_rc(tt_join(s), 0);
+    ck_assert_int_gt(f.fails, 0);
+    ck_assert_int_gt(rounds, 0);
+    ck_assert_int_eq(weft_thread_active_count(), 1);
+}
+END_TEST
+
 /* ---- the exit policy, in forked children ------------------------------- */
 
 struct exit_arg {
@@ -868,6 +914,7 @@ static Suite *thread_suite(void)
     tcase_add_test(c, exit_from_a_thread_skips_itself);
     tcase_add_test(c, fork_child_forgets_other_threads);
     tcase_add_test(c, many_threads_start_and_join);
+    tcase_add_test(c, join_all_does_not_wait_for_a_failed_start);
     suite_add_tcase(s, c);
     return s;
 }
