@@ -233,9 +233,17 @@ int weft_barrier_destroy(weft_barrier *self);
 /* Wait for every party.  Returns the arrival index within the cycle: 0 for
  * the first to arrive, parties-1 for the last (the one that runs the
  * action); or WEFT_EBROKEN, -ETIMEDOUT (which also breaks the barrier for
- * everyone) or -ECANCELED (which breaks it too).  If the cycle completes at
- * the moment a waiter's deadline passes, the waiter gets the cycle's result
- * (its index) and breaks nothing.  Blocks; cancellation point. */
+ * everyone) or -ECANCELED (which breaks it too).  A waiter whose deadline
+ * passes (or which is cancelled) once every party has arrived, at the
+ * moment the cycle completes or while the last one runs the action, gets
+ * the cycle's result (its index, or WEFT_EBROKEN if the action failed) and
+ * breaks nothing; so it may wait past its deadline for the action to end,
+ * as in Python, where the action runs under the barrier's lock (a
+ * cancellation is then left pending).  A surplus arrival (more than
+ * parties, while the action runs) likewise waits for that cycle to end
+ * whatever its deadline, then arrives in the next cycle; if its deadline
+ * has passed by then, it times out there and breaks the barrier.  Blocks;
+ * cancellation point. */
 int weft_barrier_wait(weft_barrier *self, int64_t deadline);
 /* Break it: every current and future waiter gets WEFT_EBROKEN. */
 void weft_barrier_abort(weft_barrier *self);
