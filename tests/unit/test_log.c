@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -380,6 +382,54 @@ START_TEST(concurrent_lines_stay_whole)
 }
 END_TEST
 
+/* ---- fork while another thread changes the destination ---------------- */
+
+struct switcher {
+    atomic_int stop;
+    long switches;
+};
+
+/* Keeps the logger's setters (and so their lock) busy. */
+static int switch_destination(void *p)
+{
+    struct switcher *sw = p;
+    while (!atomic_load(&sw->stop)) {
+        ck_assert_rc(weft_log_set_file(path), 0);
+        ck_assert_rc(weft_log_set_fd(-1), 0);
+        sw->switches++;
+    }
+    return 0;
+}
+
+/* A child forked while another thread was inside set_fd/set_file used to
+ * find the setters' lock held for ever and hang in its own set_fd.  The
+ * child has an alarm, so a hang fails the test instead of lingering. */
+START_TEST(child_forked_during_a_setter_can_set_the_destination)
+{
+    struct switcher sw = {0};
+    to_temp();
+    tt *t = tt_start(switch_destination, &sw);
+    for (int i = 0; i < 200; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            alarm(5);
+            int rc = weft_log_set_fd(-1);
+            rc |= weft_log_set_file(path);
+            _exit(rc == 0 ? 0 : 1);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child %d: status %#x", i, status);
+    }
+    atomic_store(&sw.stop, 1);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert_int_gt(sw.switches, 0);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -397,6 +447,7 @@ static Suite *log_suite(void)
     tcase_add_test(c, long_lines_are_cut_with_newline);
     tcase_add_test(c, trailing_newline_not_doubled);
     tcase_add_test(c, concurrent_lines_stay_whole);
+    tcase_add_test(c, child_forked_during_a_setter_can_set_the_destination);
     suite_add_tcase(s, c);
     return s;
 }
