@@ -4,6 +4,7 @@
  */
 #include "support.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -653,6 +654,63 @@ START_TEST(join_all_ignores_daemons)
 }
 END_TEST
 
+/* ---- key destructors that log after the thread let go of its handle ---- */
+
+static pthread_key_t logging_key;
+static _Atomic int key_rounds;
+static _Atomic int key_saw_alive;
+
+/* Logs and asks for the current thread in every destructor round, and
+ * re-arms itself so that it also runs in the last round POSIX allows. */
+static void logging_destructor(void *p)
+{
+    weft_thread *me = weft_thread_current();
+    weft_log(WEFT_LOG_ERROR, "key destructor round %d",
+             atomic_fetch_add(&key_rounds, 1));
+    if (weft_thread_is_alive(me))
+        atomic_fetch_add(&key_saw_alive, 1);
+    if ((intptr_t)p < 8)
+        pthread_setspecific(logging_key, (void *)((intptr_t)p + 1));
+}
+
+static int arm_logging_key(void *p)
+{
+    (void)p;
+    (void)weft_thread_current(); /* adopted, if foreign */
+    return pthread_setspecific(logging_key, (void *)(intptr_t)1);
+}
+
+static int adopt_only(void *p)
+{
+    (void)p;
+    return weft_thread_current() == NULL;
+}
+
+/* Used to re-adopt the thread as a new Dummy-N whose handle could stay in
+ * the registry for ever (when the re-adoption came in the last round). */
+START_TEST(key_destructor_logging_after_exit_does_not_readopt)
+{
+    int devnull = open("/dev/null", O_WRONLY);
+    ck_assert_int_ge(devnull, 0);
+    ck_assert_rc(weft_log_set_fd(devnull), 0);
+    /* Adopt one foreign thread first, so that weft's own key exists and
+     * ours comes after it (destructors run in key order in each round). */
+    ck_assert_rc(tt_join(tt_start(adopt_only, NULL)), 0);
+    ck_assert_int_eq(pthread_key_create(&logging_key, logging_destructor), 0);
+    int before = weft_thread_active_count();
+    /* A foreign thread and a weft thread. */
+    ck_assert_rc(tt_join(tt_start(arm_logging_key, NULL)), 0);
+    ck_assert_int_gt(atomic_load(&key_rounds), 0);
+    weft_thread *t = start(arm_logging_key, NULL);
+    ck_assert_rc(weft_thread_join(t, NULL, WEFT_FOREVER), 0);
+    ck_assert_int_eq(weft_thread_active_count(), before);
+    ck_assert_int_eq(atomic_load(&key_saw_alive), 0);
+    ck_assert_rc(weft_log_set_fd(-1), 0);
+    close(devnull);
+    pthread_key_delete(logging_key);
+}
+END_TEST
+
 /* ---- join_all and failed starts ---------------------------------------- */
 
 struct fail_starts {
@@ -915,6 +973,7 @@ static Suite *thread_suite(void)
     tcase_add_test(c, fork_child_forgets_other_threads);
     tcase_add_test(c, many_threads_start_and_join);
     tcase_add_test(c, join_all_does_not_wait_for_a_failed_start);
+    tcase_add_test(c, key_destructor_logging_after_exit_does_not_readopt);
     suite_add_tcase(s, c);
     return s;
 }
