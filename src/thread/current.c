@@ -198,9 +198,14 @@ const char *weft__thread_current_name(void)
     return weft_thread_name(weft_thread_current());
 }
 
+/* The fork child (single-threaded).  The forking thread becomes the main
+ * thread, and like a main thread it is non-daemon: threads it starts from
+ * now on inherit that, and the exit policy waits for them. */
 void weft__thread_after_fork(weft_thread *me)
 {
     atomic_store(&main_handle, me);
-    if (me != NULL)
+    if (me != NULL) {
         atomic_store(&me->native_id, weft__gettid());
+        me->daemon = false;
+    }
 }

@@ -46,7 +46,9 @@ struct weft_thread {
     _Atomic int refs;                     /* atomic; 0 frees */
     uint64_t id;                          /* constant */
     bool foreign;                         /* constant: main or adopted */
-    bool daemon;                          /* constant */
+    bool daemon;                          /* constant (but cleared for the
+                                             forking thread in the fork
+                                             child, single-threaded) */
     weft_thread_fn fn;                    /* constant */
     void *arg;                            /* constant */
     _Atomic(struct weft__tname *) name;   /* atomic; see weft__tname */

@@ -918,6 +918,41 @@ START_TEST(fork_child_forgets_other_threads)
 }
 END_TEST
 
+static void child_reports_daemon(int fd)
+{
+    char buf[64];
+    weft_thread *me = weft_thread_current();
+    int n = snprintf(buf, sizeof buf, "%s %d %d", weft_thread_name(me),
+                     weft_thread_is_daemon(me),
+                     weft_thread_main() == me);
+    ssize_t w = write(fd, buf, (size_t)n);
+    _exit(w == n ? 0 : 1);
+}
+
+static int fork_and_report_daemon(void *p)
+{
+    int *status = p;
+    char *out = run_child(child_reports_daemon, status);
+    return strcmp(out, "daemon-forker 0 1") != 0;
+}
+
+/* The forking thread becomes the main thread in the child, and a main
+ * thread is non-daemon, even if the forking thread was a daemon. */
+START_TEST(fork_from_a_daemon_thread_makes_it_a_non_daemon_main)
+{
+    weft_thread_opts o = WEFT_THREAD_OPTS_DEFAULT;
+    weft_thread *f;
+    int status = -1, r = -1;
+    o.name = "daemon-forker";
+    o.daemon = 1;
+    ck_assert_rc(weft_thread_start(&f, fork_and_report_daemon, &status, &o),
+                 0);
+    ck_assert_rc(weft_thread_join(f, &r, WEFT_FOREVER), 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(r, 0);
+}
+END_TEST
+
 START_TEST(many_threads_start_and_join)
 {
     enum { N = 200 };
@@ -973,6 +1008,7 @@ static Suite *thread_suite(void)
     tcase_add_test(c, fork_child_forgets_other_threads);
     tcase_add_test(c, many_threads_start_and_join);
     tcase_add_test(c, join_all_does_not_wait_for_a_failed_start);
+    tcase_add_test(c, fork_from_a_daemon_thread_makes_it_a_non_daemon_main);
     tcase_add_test(c, key_destructor_logging_after_exit_does_not_readopt);
     suite_add_tcase(s, c);
     return s;
