@@ -113,9 +113,14 @@ weft_log_level weft_log_get_level(void)
     return (weft_log_level)level_now();
 }
 
+/* A level outside 0..WEFT_LOG_OFF is refused (it could also collide with
+ * LEVEL_UNSET): nothing changes and the current level is returned. */
 weft_log_level weft_log_set_level(weft_log_level l)
 {
-    (void)level_now(); /* so that the previous level is the environment's */
+    int cur = level_now(); /* so that the previous level is the environment's */
+
+    if ((int)l < 0 || (int)l > WEFT_LOG_OFF)
+        return (weft_log_level)cur;
     return (weft_log_level)atomic_exchange(&level, (int)l);
 }
 

@@ -382,6 +382,21 @@ START_TEST(concurrent_lines_stay_whole)
 }
 END_TEST
 
+START_TEST(out_of_range_level_is_refused)
+{
+    weft_log_set_level(WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_set_level((weft_log_level)-1), WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_get_level(), WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_set_level((weft_log_level)(WEFT_LOG_OFF + 1)),
+                     WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_get_level(), WEFT_LOG_ERROR);
+    /* The ends of the range are levels. */
+    ck_assert_int_eq(weft_log_set_level((weft_log_level)0), WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_set_level(WEFT_LOG_OFF), 0);
+    ck_assert_int_eq(weft_log_get_level(), WEFT_LOG_OFF);
+}
+END_TEST
+
 /* ---- fork while another thread changes the destination ---------------- */
 
 struct switcher {
@@ -447,6 +462,7 @@ static Suite *log_suite(void)
     tcase_add_test(c, long_lines_are_cut_with_newline);
     tcase_add_test(c, trailing_newline_not_doubled);
     tcase_add_test(c, concurrent_lines_stay_whole);
+    tcase_add_test(c, out_of_range_level_is_refused);
     tcase_add_test(c, child_forked_during_a_setter_can_set_the_destination);
     suite_add_tcase(s, c);
     return s;
