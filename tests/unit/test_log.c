@@ -408,12 +408,15 @@ struct switcher {
 static int switch_destination(void *p)
 {
     struct switcher *sw = p;
+    /* No ck_assert here: Check's assertions take a mutex of their own,
+     * which a child forked meanwhile would find held. */
+    int bad = 0;
     while (!atomic_load(&sw->stop)) {
-        ck_assert_rc(weft_log_set_file(path), 0);
-        ck_assert_rc(weft_log_set_fd(-1), 0);
+        bad |= weft_log_set_file(path) != 0;
+        bad |= weft_log_set_fd(-1) != 0;
         sw->switches++;
     }
-    return 0;
+    return bad;
 }
 
 /* A child forked while another thread was inside set_fd/set_file used to
@@ -427,13 +430,13 @@ START_TEST(child_forked_during_a_setter_can_set_the_destination)
     for (int i = 0; i < 200; i++) {
         fflush(NULL);
         pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
+        if (pid == 0) { /* nothing from Check in here (see above) */
             alarm(5);
             int rc = weft_log_set_fd(-1);
             rc |= weft_log_set_file(path);
             _exit(rc == 0 ? 0 : 1);
         }
+        ck_assert_int_ge(pid, 0);
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
