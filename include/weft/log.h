@@ -33,7 +33,9 @@ typedef enum weft_log_level {
 
 /* Lines below level are dropped (default WEFT_LOG_INFO, or the level named
  * by the WEFT_LOG_LEVEL environment variable: debug, info, warning, error,
- * critical, off).  Returns the previous level. */
+ * critical, off).  Returns the previous level.  Any value from 0 to
+ * WEFT_LOG_OFF is a level; one outside that range is refused: the level
+ * stays as it was, and that level is returned. */
 weft_log_level weft_log_set_level(weft_log_level level);
 weft_log_level weft_log_get_level(void);
 

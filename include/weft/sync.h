@@ -14,7 +14,13 @@
  * private: touch them only through the functions below.  All-zero storage is
  * a valid unlocked lock, rlock, event and once.  A primitive must not be
  * destroyed (or its storage reused) while any thread waits on it; the _fini
- * functions report that with -EBUSY.
+ * functions report that with -EBUSY.  Its _fini (_destroy for the opaque
+ * ones) must be called, and must return 0, before its storage is freed or
+ * reused, even when the last waiter has already returned: a waiter may
+ * return while the thread that woke it is still inside its wake call (an
+ * event's set, a condition's notify, ...), and _fini is what waits that
+ * thread out (it takes the primitive's internal guard, which the waker holds
+ * until it is done with the primitive).
  *
  * Fairness.  Locks allow barging (a running thread may take a lock that was
  * just released ahead of a parked waiter), which keeps the uncontended and
@@ -189,18 +195,24 @@ int64_t weft_sem_value(const weft_sem *self);
 typedef struct weft_event {
     _Atomic uint32_t flag;    /* private */
     weft__waitq wq;           /* private */
+    uint32_t nwait;           /* private: waiters not yet gone, for fini */
 } weft_event;
 
-#define WEFT_EVENT_INIT {0, WEFT__WAITQ_INIT}
+#define WEFT_EVENT_INIT {0, WEFT__WAITQ_INIT, 0}
 
 void weft_event_init(weft_event *self);
+/* -EBUSY while anyone waits.  An event used as a completion signal must
+ * still be fini'd (until it returns 0) before its storage is freed, even
+ * after the waiter's wait returned: the setter that woke it may still be
+ * inside weft_event_set, and fini waits for it to leave. */
 int weft_event_fini(weft_event *self);
 /* Set the flag and wake every waiter. */
 void weft_event_set(weft_event *self);
 void weft_event_clear(weft_event *self);
 bool weft_event_is_set(const weft_event *self);
 /* 0 once the flag is set (at once if it already is), -ETIMEDOUT,
- * -ECANCELED. */
+ * -ECANCELED.  As Python's wait returns the flag, a wait whose deadline
+ * passes (or which is cancelled) just as the event is set returns 0. */
 int weft_event_wait(weft_event *self, int64_t deadline);
 
 /* ---- Barrier ---------------------------------------------------------- */
@@ -222,9 +234,17 @@ int weft_barrier_destroy(weft_barrier *self);
 /* Wait for every party.  Returns the arrival index within the cycle: 0 for
  * the first to arrive, parties-1 for the last (the one that runs the
  * action); or WEFT_EBROKEN, -ETIMEDOUT (which also breaks the barrier for
- * everyone) or -ECANCELED (which breaks it too).  If the cycle completes at
- * the moment a waiter's deadline passes, the waiter gets the cycle's result
- * (its index) and breaks nothing.  Blocks; cancellation point. */
+ * everyone) or -ECANCELED (which breaks it too).  A waiter whose deadline
+ * passes (or which is cancelled) once every party has arrived, at the
+ * moment the cycle completes or while the last one runs the action, gets
+ * the cycle's result (its index, or WEFT_EBROKEN if the action failed) and
+ * breaks nothing; so it may wait past its deadline for the action to end,
+ * as in Python, where the action runs under the barrier's lock (a
+ * cancellation is then left pending).  A surplus arrival (more than
+ * parties, while the action runs) likewise waits for that cycle to end
+ * whatever its deadline, then arrives in the next cycle; if its deadline
+ * has passed by then, it times out there and breaks the barrier.  Blocks;
+ * cancellation point. */
 int weft_barrier_wait(weft_barrier *self, int64_t deadline);
 /* Break it: every current and future waiter gets WEFT_EBROKEN. */
 void weft_barrier_abort(weft_barrier *self);
@@ -245,9 +265,10 @@ typedef struct weft_once {
     int rc;                   /* private: what fn returned */
     _Atomic(void *) runner;   /* private: who runs fn while state is 1 */
     weft__waitq wq;           /* private */
+    uint32_t nwait;           /* private: waiters not yet gone, for fini */
 } weft_once;
 
-#define WEFT_ONCE_INIT {0, 0, NULL, WEFT__WAITQ_INIT}
+#define WEFT_ONCE_INIT {0, 0, NULL, WEFT__WAITQ_INIT, 0}
 
 /* Calls fn(arg) if nobody has yet; returns fn's return value (to every
  * caller, the first and the later ones).  Blocks while another caller runs
@@ -257,6 +278,10 @@ typedef struct weft_once {
  * -EDEADLK instead of waiting for itself. */
 int weft_once_call(weft_once *self, int (*fn)(void *arg), void *arg);
 bool weft_once_done(const weft_once *self);
+/* Before the once's storage is freed or reused (see Storage above): 0, or
+ * -EBUSY while fn runs or a caller still waits.  A once in static storage
+ * needs no fini. */
+int weft_once_fini(weft_once *self);
 
 /* ---- Read-write lock -------------------------------------------------- */
 

@@ -37,7 +37,10 @@ int64_t weft_now(void);
 int64_t weft_deadline_in(int64_t timeout_ns);
 
 /* The same, in milliseconds and in (floating) seconds, as Python writes
- * timeouts.  weft_deadline_ms(-1) and weft_deadline_sec(-1) are forever. */
+ * timeouts.  weft_deadline_ms(-1) and weft_deadline_sec(-1) are forever:
+ * only a negative timeout means forever.  weft_deadline_sec(NAN) is WEFT_NOW
+ * (do not wait): a NaN is more likely a bug than a wish to wait for ever.
+ * Infinity saturates like any huge timeout. */
 int64_t weft_deadline_ms(int64_t timeout_ms);
 int64_t weft_deadline_sec(double timeout_s);
 

@@ -29,8 +29,12 @@ int64_t weft_deadline_ms(int64_t timeout_ms)
     return weft_deadline_in(timeout_ms * WEFT_NSEC_PER_MSEC);
 }
 
+/* NaN compares false with everything and converting it to an integer is
+ * undefined: it means "do not wait" (WEFT_NOW), never forever. */
 int64_t weft_deadline_sec(double timeout_s)
 {
+    if (timeout_s != timeout_s)
+        return WEFT_NOW;
     if (timeout_s < 0)
         return WEFT_FOREVER;
     if (timeout_s >= 9.2e9)

@@ -29,12 +29,21 @@
  * logger (nothing in the logger logs or calls the failure hook today; the
  * flag keeps it that way if a later change does).
  *
+ * fork.  A child forked while another thread held cfg_lock (inside set_fd
+ * or set_file) would find it held for ever, by a thread the child does not
+ * have.  An atfork handler, installed at the first setter call, takes
+ * cfg_lock before fork and releases it in the parent; the child
+ * re-initialises it (its holder is gone), as registry.c does with its lock.
+ * cfg_lock is never held while taking the registry's lock or the other way
+ * round, so the two handlers cannot deadlock.
+ *
  * Locking: level, out_fd and own_fd are atomic; the setters (set_fd,
  * set_file) are serialised by cfg_lock, which the logging path never takes;
  * own_active is guarded by cfg_lock.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +65,7 @@ static _Atomic int own_fd = -1;           /* atomic; never closed once set */
 static bool own_active;                   /* guarded by cfg_lock */
 static weft_lock cfg_lock = WEFT_LOCK_INIT;
 static _Thread_local bool in_log;         /* owner only */
+static _Atomic bool atfork_installed;     /* atomic */
 
 /* ---- levels ----------------------------------------------------------- */
 
@@ -103,9 +113,14 @@ weft_log_level weft_log_get_level(void)
     return (weft_log_level)level_now();
 }
 
+/* A level outside 0..WEFT_LOG_OFF is refused (it could also collide with
+ * LEVEL_UNSET): nothing changes and the current level is returned. */
 weft_log_level weft_log_set_level(weft_log_level l)
 {
-    (void)level_now(); /* so that the previous level is the environment's */
+    int cur = level_now(); /* so that the previous level is the environment's */
+
+    if ((int)l < 0 || (int)l > WEFT_LOG_OFF)
+        return (weft_log_level)cur;
     return (weft_log_level)atomic_exchange(&level, (int)l);
 }
 
@@ -142,11 +157,37 @@ static void release_own(void)
     close(nul);
 }
 
+static void at_fork_prepare(void)
+{
+    weft__lock_reacquire(&cfg_lock);
+}
+
+static void at_fork_parent(void)
+{
+    weft_lock_release(&cfg_lock);
+}
+
+/* Single-threaded: any other holder is gone with its thread. */
+static void at_fork_child(void)
+{
+    weft_lock_init(&cfg_lock);
+}
+
+/* Take cfg_lock, installing the atfork handlers first (once): a fork can
+ * only catch cfg_lock held after some setter has run this. */
+static void cfg_take(void)
+{
+    if (!atomic_load_explicit(&atfork_installed, memory_order_acquire) &&
+        !atomic_exchange(&atfork_installed, true))
+        pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child);
+    weft__lock_reacquire(&cfg_lock);
+}
+
 int weft_log_set_fd(int fd)
 {
     if (fd < -1 || (fd >= 0 && fcntl(fd, F_GETFL) < 0))
         return -EINVAL;
-    weft__lock_reacquire(&cfg_lock);
+    cfg_take();
     atomic_store(&out_fd, fd);
     release_own();
     weft_lock_release(&cfg_lock);
@@ -185,7 +226,7 @@ int weft_log_set_file(const char *path)
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    weft__lock_reacquire(&cfg_lock);
+    cfg_take();
     rc = install_own(fd);
     weft_lock_release(&cfg_lock);
     return rc;

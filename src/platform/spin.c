@@ -27,8 +27,14 @@ static long env_ns(const char *name, long dflt)
     return v < 0 ? dflt : v;
 }
 
+/* ns is capped at 1 s first: ns * 1000 must not overflow (the result is
+ * capped far below what 1 s gives anyway). */
+#define SPIN_NS_MAX 1000000000L
+
 static unsigned iters_for(long ns, int64_t relax_ps)
 {
+    if (ns > SPIN_NS_MAX)
+        ns = SPIN_NS_MAX;
     int64_t n = (int64_t)ns * 1000 / relax_ps;
     if (ns > 0 && n < 1)
         n = 1;

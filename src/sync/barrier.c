@@ -19,8 +19,19 @@
  * Timeouts and cancellation.  A waiter whose park ends by deadline or
  * cancellation looks at its entry under the guard: if the cycle's outcome
  * was already written there (the cycle ended at the same moment), it takes
- * that outcome, so all parties of a cycle agree; otherwise it breaks the
- * barrier for everyone and returns -ETIMEDOUT or -ECANCELED.
+ * that outcome, so all parties of a cycle agree; if the cycle is closing
+ * (every party has arrived and the last one runs the action), it waits for
+ * the outcome after all, with no deadline and deaf to cancellation
+ * (wait_cycle_end), because in Python the action runs under the barrier's
+ * lock and a timed-out waiter cannot even look before the action is done,
+ * and breaking the barrier then would fail an action that succeeded;
+ * otherwise it breaks the barrier for everyone and returns -ETIMEDOUT or
+ * -ECANCELED.  A cancellation swallowed that way stays pending for the
+ * waiter's next park.  Surplus arrivals (more parties than declared, while
+ * the cycle closes) wait the same way for the cycle to end, as Python's
+ * wait blocks on the lock and then in _enter without a timeout, and then
+ * arrive in the next cycle with their deadline, which may have passed by
+ * then: timing out there breaks the barrier like any timeout.
  *   (Rejected: a Python-like state machine with "draining" and "resetting"
  *   states in which arrivals wait for the previous cycle to empty out.  With
  *   outcomes written into the entries, nobody has to wait for stragglers.)
@@ -151,6 +162,35 @@ static int last_arrival(weft_barrier *self, int index)
     return index;
 }
 
+/* Wait until the current cycle ends, with no deadline and ignoring
+ * cancellation (a cancellation that arrives meanwhile stays pending for the
+ * caller's next park): only for a cycle that is closing, whose action
+ * runner is bound to end it.  e->data is the entry's kind (PENDING or
+ * RETRY); end_cycle writes the outcome there.  The entry goes at the front,
+ * as it keeps the place it had.  Guard held on entry and on return. */
+static void wait_cycle_end(weft_barrier *self, weft__wait_entry *e,
+                           bool front)
+{
+    weft__waiter *me = weft__self();
+    uint64_t gen = self->gen;
+    uint32_t cancelled = atomic_exchange(&me->cancel, 0);
+
+    while (self->gen == gen) {
+        self->nwait++;
+        if (weft__wait_on(&self->wq, e, front, WEFT_FOREVER, "barrier",
+                          self) == 0) {
+            /* Only end_cycle wakes barrier entries. */
+            weft__waitq_lock(&self->wq);
+            continue;
+        }
+        /* Cancelled again: guard held, e unlinked. */
+        self->nwait--;
+        cancelled = atomic_exchange(&me->cancel, 0) | 1u;
+    }
+    if (cancelled)
+        atomic_store(&me->cancel, 1);
+}
+
 int weft_barrier_wait(weft_barrier *self, int64_t deadline)
 {
     weft__wait_entry e;
@@ -167,14 +207,7 @@ int weft_barrier_wait(weft_barrier *self, int64_t deadline)
         /* A surplus arrival while the action runs: wait for that cycle to
          * end, then arrive in the next one. */
         e.data = OUTCOME_RETRY;
-        self->nwait++;
-        rc = weft__wait_on(&self->wq, &e, false, deadline, "barrier", self);
-        if (rc != 0) {
-            self->nwait--;
-            weft__waitq_unlock(&self->wq);
-            return rc;
-        }
-        weft__waitq_lock(&self->wq);
+        wait_cycle_end(self, &e, false);
     }
     index = atomic_load(&self->count);
     atomic_store(&self->count, index + 1);
@@ -187,7 +220,10 @@ int weft_barrier_wait(weft_barrier *self, int64_t deadline)
     if (rc != 0) {
         self->nwait--;
         /* Guard held, entry unlinked.  If the cycle ended just now, its
-         * outcome is ours; otherwise our leaving breaks it. */
+         * outcome is ours; if it is closing, we wait for its outcome;
+         * otherwise our leaving breaks it. */
+        if (e.data == OUTCOME_PENDING && self->closing)
+            wait_cycle_end(self, &e, true);
         if (e.data == OUTCOME_PENDING)
             break_locked(self);
         else

@@ -5,7 +5,23 @@
  * guard; a waiter checks the flag again under the guard before it queues,
  * so a set either comes before that check (the waiter sees the flag) or
  * after the waiter is queued (set wakes it): no lost wake-up.
- * Invariants: wq holds only waiters that saw flag == 0 under the guard.
+ *
+ * Freeing.  An event is often a completion signal that the waiter frees as
+ * soon as its wait returns, while the setter may still be inside set (in
+ * wake_all or dropping the guard).  fini takes the guard, so it returns only
+ * after any setter has let go of it; and nwait counts the waiters that
+ * queued and were neither woken nor gone: a waiter whose park ended by
+ * deadline or cancellation at the moment a setter popped its entry (the
+ * setter lost the claim and did not count it out) still has to take the
+ * guard to leave, and fini reports -EBUSY until it has.  So "fini returned
+ * 0" means nobody touches the event any more.
+ *   (Rejected: a reference count taken by set.  It would put an atomic
+ *   read-modify-write on every set and still need the guard to wait for the
+ *   last reference.)
+ *
+ * Invariants: wq holds only waiters that saw flag == 0 under the guard;
+ * nwait >= the number of entries on wq.  wq and nwait are guarded by wq's
+ * guard; flag is atomic.
  */
 #include <errno.h>
 
@@ -16,13 +32,15 @@ void weft_event_init(weft_event *self)
 {
     atomic_init(&self->flag, 0);
     self->wq = (weft__waitq)WEFT__WAITQ_INIT;
+    self->nwait = 0;
 }
 
+/* Taking the guard is what waits out a setter still inside set. */
 int weft_event_fini(weft_event *self)
 {
     int busy;
     weft__waitq_lock(&self->wq);
-    busy = !weft__waitq_empty(&self->wq);
+    busy = self->nwait != 0 || !weft__waitq_empty(&self->wq);
     weft__waitq_unlock(&self->wq);
     return busy ? -EBUSY : 0;
 }
@@ -33,7 +51,7 @@ void weft_event_set(weft_event *self)
         return;
     weft__waitq_lock(&self->wq);
     atomic_store_explicit(&self->flag, 1, memory_order_release);
-    weft__wake_all(&self->wq, 0);
+    self->nwait -= (uint32_t)weft__wake_all(&self->wq, 0);
     weft__waitq_unlock(&self->wq);
 }
 
@@ -62,8 +80,15 @@ int weft_event_wait(weft_event *self, int64_t deadline)
         weft__waitq_unlock(&self->wq);
         return 0;
     }
+    self->nwait++;
     rc = weft__wait_on(&self->wq, &e, false, deadline, "event", self);
-    if (rc != 0)
-        weft__waitq_unlock(&self->wq);
+    if (rc == 0)
+        return 0; /* woken: the setter counted us out */
+    /* Guard held, e unlinked.  As Python's wait returns the flag: a set
+     * that came as the deadline passed (or as we were cancelled) wins. */
+    self->nwait--;
+    if (atomic_load_explicit(&self->flag, memory_order_acquire))
+        rc = 0;
+    weft__waitq_unlock(&self->wq);
     return rc;
 }

@@ -14,7 +14,12 @@
  * (release); it is read only after state == 2 was seen (acquire), or after
  * a wake-up by the runner.  runner is the runner's identity while state is
  * 1 (for the -EDEADLK check), NULL otherwise.  wq holds only waiters that
- * saw state == 1 under the guard.
+ * saw state == 1 under the guard.  nwait counts the waiters that queued and
+ * were neither woken nor gone (one whose park was cancelled as the runner
+ * popped its entry still has to take the guard to leave), so that fini,
+ * which takes the guard and so also waits out a runner still waking the
+ * waiters, returns 0 only once nobody touches the once any more.  wq and
+ * nwait are guarded by wq's guard.
  */
 #include <errno.h>
 
@@ -37,7 +42,7 @@ static int run(weft_once *self, int (*fn)(void *), void *arg,
     self->rc = rc;
     atomic_store_explicit(&self->runner, NULL, memory_order_relaxed);
     atomic_store_explicit(&self->state, DONE, memory_order_release);
-    weft__wake_all(&self->wq, 0);
+    self->nwait -= (uint32_t)weft__wake_all(&self->wq, 0);
     weft__waitq_unlock(&self->wq);
     return rc;
 }
@@ -55,12 +60,14 @@ static int await_done(weft_once *self, weft__waiter *me)
         weft__waitq_unlock(&self->wq);
         return self->rc;
     }
+    self->nwait++;
     rc = weft__wait_on(&self->wq, &e, false, WEFT_FOREVER, "once", self);
     if (rc != 0) {
+        self->nwait--;
         weft__waitq_unlock(&self->wq);
         return rc;
     }
-    return self->rc;
+    return self->rc; /* woken: the runner counted us out */
 }
 
 int weft_once_call(weft_once *self, int (*fn)(void *arg), void *arg)
@@ -79,6 +86,18 @@ int weft_once_call(weft_once *self, int (*fn)(void *arg), void *arg)
     if (s == DONE)
         return self->rc;
     return await_done(self, me);
+}
+
+int weft_once_fini(weft_once *self)
+{
+    int busy;
+
+    weft__waitq_lock(&self->wq);
+    busy = atomic_load_explicit(&self->state, memory_order_relaxed) ==
+               RUNNING ||
+           self->nwait != 0;
+    weft__waitq_unlock(&self->wq);
+    return busy ? -EBUSY : 0;
 }
 
 bool weft_once_done(const weft_once *self)

@@ -23,7 +23,18 @@
  * code on its own pthreads thus gets daemon threads, which never hold up
  * process exit; pass daemon = 0 to have them waited for.
  *
- * Locking: tls_current is owner-only; main_handle is atomic.
+ * A thread on its way out.  Once a thread has let go of its handle (the
+ * end of a weft thread's trampoline, an adopted thread's key destructor),
+ * other pthread key destructors may still run on it and log, or ask for
+ * the current thread.  Adopting it again then would register a new Dummy-N
+ * whose own key destructor may never run (POSIX runs only a few destructor
+ * rounds), leaving it in the registry for ever.  So letting go sets the
+ * thread-local flag tls_exiting, and from then on weft_thread_current
+ * returns a shared placeholder handle, "(exiting)": never registered, not
+ * alive, foreign and daemon, created once and never freed.
+ *
+ * Locking: tls_current and tls_exiting are owner-only; main_handle and
+ * exiting_handle are atomic.
  */
 #include "thread.h"
 
@@ -35,7 +46,9 @@
 #include "../platform/platform.h"
 
 static _Thread_local weft_thread *tls_current;
+static _Thread_local bool tls_exiting;
 static _Atomic(weft_thread *) main_handle;
+static _Atomic(weft_thread *) exiting_handle;
 
 /* The key whose destructor releases an adopted thread's handle; created on
  * first adoption, lock-free (a loser of the race deletes its own key). */
@@ -67,10 +80,38 @@ weft_thread *weft__thread_self_or_null(void)
     return tls_current;
 }
 
+/* Unbinding (t == NULL) is only done by a thread on its way out. */
 void weft__thread_bind(weft_thread *t)
 {
     tls_current = t;
+    tls_exiting = t == NULL;
     weft__self()->owner = t;
+}
+
+/* The placeholder for threads past their handle (see the file comment).
+ * Never blocks; a loser of the creation race frees its copy. */
+static weft_thread *exiting_get(void)
+{
+    weft_thread *x = atomic_load_explicit(&exiting_handle,
+                                          memory_order_acquire);
+    weft_thread *expect = NULL;
+
+    if (WEFT_LIKELY(x != NULL))
+        return x;
+    x = weft__thread_alloc("(exiting)", NULL, 1);
+    if (x == NULL)
+        WEFT_PANIC("out of memory creating the exiting-thread handle");
+    x->foreign = true;
+    x->daemon = true;
+    atomic_store(&x->handle_state, WEFT__H_FOREIGN);
+    atomic_store(&x->alive, false);
+    if (!atomic_compare_exchange_strong_explicit(&exiting_handle, &expect, x,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        weft__thread_unref(x);
+        return expect;
+    }
+    return x;
 }
 
 /* Create (or find) the main thread's handle.  Never blocks. */
@@ -142,7 +183,9 @@ static void adopted_exit(void *p)
 weft_thread *weft_thread_current(void)
 {
     weft_thread *t = tls_current;
-    return WEFT_LIKELY(t != NULL) ? t : adopt();
+    if (WEFT_LIKELY(t != NULL))
+        return t;
+    return tls_exiting ? exiting_get() : adopt();
 }
 
 weft_thread *weft_thread_main(void)
@@ -155,9 +198,14 @@ const char *weft__thread_current_name(void)
     return weft_thread_name(weft_thread_current());
 }
 
+/* The fork child (single-threaded).  The forking thread becomes the main
+ * thread, and like a main thread it is non-daemon: threads it starts from
+ * now on inherit that, and the exit policy waits for them. */
 void weft__thread_after_fork(weft_thread *me)
 {
     atomic_store(&main_handle, me);
-    if (me != NULL)
+    if (me != NULL) {
         atomic_store(&me->native_id, weft__gettid());
+        me->daemon = false;
+    }
 }

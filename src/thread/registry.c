@@ -27,7 +27,7 @@
  * every thread but the forking one is gone, so their handles are unlinked,
  * marked not alive and "lost" (their done events are set, and join does not
  * call pthread_join on them), and the forking thread becomes the main
- * thread, as in Python.  The references their threads held died with those
+ * thread, as in Python, and so non-daemon (weft__thread_after_fork).  The references their threads held died with those
  * threads, so lost handles are never freed; they are kept on the lost list
  * so that they stay reachable (leak checkers would report them otherwise).
  *

@@ -25,7 +25,10 @@
  * Invariants.  handle_state moves STARTING -> OWNED -> JOINED | DETACHED
  * exactly once each, by CAS, so concurrent join/detach calls cannot both
  * consume the creator's reference.  alive is true from weft_thread_start
- * until the thread has left the registry; done is set after that.
+ * until the thread has left the registry; done is set after that, on every
+ * path out of the registry (the thread's end, a failed pthread_create, an
+ * adopted thread's exit, the fork child for lost threads), because
+ * join_all waits on done for any handle it found there.
  *
  * Renaming.  weft's name is an atomic pointer to an immutable string (see
  * struct weft__tname).  The OS name is changed under the handle's os_lock,
@@ -266,8 +269,12 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
     weft__registry_add(t);
     rc = spawn(t, stack);
     if (rc != 0) {
-        /* It never ran: drop the registry's, its own and the creator's. */
+        /* It never ran: leave the registry and set done as trampoline
+         * would (a join_all may have found it in the registry meanwhile
+         * and be waiting on done, holding its own reference); then drop
+         * the registry's, its own and the creator's references. */
         weft__registry_remove(t);
+        weft_event_set(&t->done);
         weft__thread_unref(t);
         weft__thread_unref(t);
         return rc;

@@ -46,7 +46,9 @@ struct weft_thread {
     _Atomic int refs;                     /* atomic; 0 frees */
     uint64_t id;                          /* constant */
     bool foreign;                         /* constant: main or adopted */
-    bool daemon;                          /* constant */
+    bool daemon;                          /* constant (but cleared for the
+                                             forking thread in the fork
+                                             child, single-threaded) */
     weft_thread_fn fn;                    /* constant */
     void *arg;                            /* constant */
     _Atomic(struct weft__tname *) name;   /* atomic; see weft__tname */
@@ -95,7 +97,8 @@ void weft__registry_install_exit(void);
 
 /* The calling thread's handle if it has one, without adopting. */
 weft_thread *weft__thread_self_or_null(void);
-/* Bind the calling OS thread to t (t == NULL unbinds). */
+/* Bind the calling OS thread to t.  t == NULL unbinds a thread on its way
+ * out: weft_thread_current then returns the "(exiting)" placeholder. */
 void weft__thread_bind(weft_thread *t);
 /* The atfork child hook: the forking thread becomes the main thread. */
 void weft__thread_after_fork(weft_thread *me);

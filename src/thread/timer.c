@@ -14,15 +14,24 @@
  *   shows up in enumerate and inherits the daemon flag.)
  *
  * Invariants: state leaves WAITING exactly once.  The timer is freed only by
- * a successful join, after its thread has ended.
+ * a successful join, after its thread has ended and, if it was cancelled,
+ * after the canceller has left weft_event_set: the timer thread may see the
+ * event set and end while the canceller is still inside set (waking it,
+ * dropping the event's guard), so join waits for the event and then calls
+ * weft_event_fini, which takes the guard and so waits out that setter.
+ *   (Rejected: a reference count on the timer shared by cancel and join.
+ *   It would make every cancel pay for the rare race, and the event's own
+ *   fini already gives the guarantee.)
  * Locking: state is atomic; the rest is constant after start.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "../lib/assert.h"
 #include "weft/sync.h"
 #include "weft/thread.h"
+#include "weft/time.h"
 
 enum { WAITING = 0, FIRED = 1, CANCELLED = 2 };
 
@@ -95,6 +104,18 @@ int weft_timer_join(weft_timer *t, int64_t deadline)
     rc = weft_thread_join(t->th, NULL, deadline);
     if (rc != 0)
         return rc;
+    if (atomic_load(&t->state) == CANCELLED) {
+        /* A canceller may be between its CAS and weft_event_set, or still
+         * inside set.  Both are short and never block on anything we hold,
+         * so wait for them without the caller's deadline (the thread is
+         * joined already: join must not fail from here on). */
+        (void)weft_event_wait(&t->cancel, WEFT_FOREVER);
+    }
+    /* Nobody waits on the event any more (the thread has ended, and our
+     * own wait has returned), so fini cannot be busy: it only waits for a
+     * setter still holding the event's guard. */
+    rc = weft_event_fini(&t->cancel);
+    WEFT_ASSERT(rc == 0);
     free(t);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* test_barrier.c - weft_barrier: arrival indexes per cycle, the action
  * (before release, failing), breaking by timeout, cancellation, abort,
- * reset, accessors and destroy while in use. */
+ * reset, accessors and destroy while in use, deadlines and cancellation
+ * while the action runs, surplus arrivals. */
 #include "support.h"
 
 #include <sched.h>
@@ -269,6 +270,137 @@ START_TEST(abort_during_action_breaks_that_cycle)
 }
 END_TEST
 
+/* ---- deadlines and cancellation while the action runs ------------------ */
+
+struct slow {
+    weft_barrier *b;
+    int64_t deadline;
+    _Atomic(weft__waiter *) who;
+    atomic_int cancel_it;       /* the action cancels the waiter */
+    atomic_int still_cancelled; /* the waiter saw its cancellation kept */
+    atomic_int surplus_done;
+    int64_t surplus_deadline;
+    tt *surplus;
+};
+
+static int timed_party(void *p)
+{
+    struct slow *s = p;
+    atomic_store(&s->who, weft__self());
+    int rc = weft_barrier_wait(s->b, s->deadline);
+    if (weft__waiter_cancelled(weft__self())) {
+        atomic_store(&s->still_cancelled, 1);
+        weft__waiter_uncancel(weft__self());
+    }
+    return rc;
+}
+
+/* The action: end the other party's park (cancel it, or let its deadline
+ * pass), then give it time to react.  Not synchronisation: the waiter gets
+ * the right result whenever its park ends; on the old code it broke the
+ * barrier meanwhile, and the action merely gives it the time to go wrong
+ * (and stops early if it did). */
+static int outlive_the_waiter(void *p)
+{
+    struct slow *s = p;
+    int64_t until;
+    if (atomic_load(&s->cancel_it)) {
+        weft__waiter_cancel(atomic_load(&s->who));
+        until = weft_deadline_in(MS(50) * test_slow());
+    } else {
+        until = s->deadline + MS(50) * test_slow();
+    }
+    while (!weft_barrier_broken(s->b) && weft_now() < until)
+        weft_sleep_until(weft_deadline_in(MS(1)));
+    return 0;
+}
+
+START_TEST(deadline_passing_during_the_action_waits_for_its_outcome)
+{
+    struct slow s = {.deadline = weft_deadline_in(MS(30))};
+    ck_assert_rc(weft_barrier_create(&s.b, 2, outlive_the_waiter, &s), 0);
+    tt *t = tt_start(timed_party, &s);
+    until_n_waiting(s.b, 1);
+    ck_assert_rc(weft_barrier_wait(s.b, WEFT_FOREVER), 1);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert(!weft_barrier_broken(s.b));
+    ck_assert_rc(weft_barrier_destroy(s.b), 0);
+}
+END_TEST
+
+START_TEST(cancel_during_the_action_waits_for_its_outcome_and_stays_pending)
+{
+    struct slow s = {.deadline = WEFT_FOREVER, .cancel_it = 1};
+    ck_assert_rc(weft_barrier_create(&s.b, 2, outlive_the_waiter, &s), 0);
+    tt *t = tt_start(timed_party, &s);
+    until_n_waiting(s.b, 1);
+    ck_assert_rc(weft_barrier_wait(s.b, WEFT_FOREVER), 1);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert(atomic_load(&s.still_cancelled));
+    ck_assert(!weft_barrier_broken(s.b));
+    ck_assert_rc(weft_barrier_destroy(s.b), 0);
+}
+END_TEST
+
+static int failing_after_the_waiter(void *p)
+{
+    outlive_the_waiter(p);
+    return -EIO;
+}
+
+START_TEST(deadline_passing_during_a_failing_action_gets_ebroken)
+{
+    struct slow s = {.deadline = weft_deadline_in(MS(30))};
+    ck_assert_rc(weft_barrier_create(&s.b, 2, failing_after_the_waiter, &s),
+                 0);
+    tt *t = tt_start(timed_party, &s);
+    until_n_waiting(s.b, 1);
+    ck_assert_rc(weft_barrier_wait(s.b, WEFT_FOREVER), -EIO);
+    ck_assert_rc(tt_join(t), WEFT_EBROKEN);
+    ck_assert(weft_barrier_broken(s.b));
+    ck_assert_rc(weft_barrier_destroy(s.b), 0);
+}
+END_TEST
+
+static int surplus_party(void *p)
+{
+    struct slow *s = p;
+    int rc = weft_barrier_wait(s->b, s->surplus_deadline);
+    atomic_store(&s->surplus_done, 1);
+    return rc;
+}
+
+/* The action lets a surplus arrival in and outlives its deadline. */
+static int outlive_a_surplus_arrival(void *p)
+{
+    struct slow *s = p;
+    s->surplus_deadline = weft_deadline_in(MS(20));
+    s->surplus = tt_start(surplus_party, s);
+    /* Not synchronisation: on the old code the surplus arrival returned
+     * -ETIMEDOUT meanwhile; now it waits, and the action merely gives it
+     * the time to go wrong. */
+    int64_t until = s->surplus_deadline + MS(50) * test_slow();
+    while (!atomic_load(&s->surplus_done) && weft_now() < until)
+        weft_sleep_until(weft_deadline_in(MS(1)));
+    return 0;
+}
+
+START_TEST(surplus_arrival_waits_out_the_action_then_its_timeout_breaks)
+{
+    struct slow s = {.deadline = WEFT_FOREVER};
+    ck_assert_rc(weft_barrier_create(&s.b, 2, outlive_a_surplus_arrival, &s),
+                 0);
+    tt *t = tt_start(timed_party, &s);
+    until_n_waiting(s.b, 1);
+    ck_assert_rc(weft_barrier_wait(s.b, WEFT_FOREVER), 1);
+    ck_assert_rc(tt_join(t), 0);
+    /* It arrived in the next cycle with its deadline passed. */
+    ck_assert_rc(tt_join(s.surplus), -ETIMEDOUT);
+    ck_assert(weft_barrier_broken(s.b));
+    ck_assert_rc(weft_barrier_destroy(s.b), 0);
+}
+END_TEST
+
 static Suite *barrier_suite(void)
 {
     Suite *s = suite_create("barrier");
@@ -288,6 +420,10 @@ static Suite *barrier_suite(void)
     tcase_add_test(c, reset_fails_waiters_and_makes_it_usable);
     tcase_add_test(c, reset_repairs_a_broken_barrier);
     tcase_add_test(c, abort_during_action_breaks_that_cycle);
+    tcase_add_test(c, deadline_passing_during_the_action_waits_for_its_outcome);
+    tcase_add_test(c, cancel_during_the_action_waits_for_its_outcome_and_stays_pending);
+    tcase_add_test(c, deadline_passing_during_a_failing_action_gets_ebroken);
+    tcase_add_test(c, surplus_arrival_waits_out_the_action_then_its_timeout_breaks);
     suite_add_tcase(s, c);
     return s;
 }

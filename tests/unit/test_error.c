@@ -2,6 +2,8 @@
  * unknown codes and 0; the deadline helpers of weft/time.h. */
 #include "support.h"
 
+#include <math.h>
+
 #include <string.h>
 
 struct code {
@@ -59,6 +61,28 @@ START_TEST(unknown_codes)
     ck_assert_ptr_nonnull(weft_strerror(7));
     ck_assert_ptr_nonnull(weft_strerror(INT32_MIN));
     ck_assert_str_eq(weft_errname(WEFT_EBROKEN), "WEFT_EBROKEN");
+}
+END_TEST
+
+/* Codes outside the table and unknown to the C library get the fixed
+ * message, not strerror's "Unknown error N" (formatted in a buffer shared by
+ * every thread). */
+START_TEST(unknown_errno_values_get_a_constant_message)
+{
+    ck_assert_str_eq(weft_strerror(-3999), "unknown error");
+    ck_assert_str_eq(weft_strerror(-1234), "unknown error");
+    const char *a = weft_strerror(-ENOENT);
+    ck_assert_ptr_eq(a, weft_strerror(-ENOENT)); /* constant, not a buffer */
+}
+END_TEST
+
+/* NaN is "do not wait"; only negative timeouts are forever. */
+START_TEST(deadline_sec_nan_is_now)
+{
+    ck_assert_int_eq(weft_deadline_sec(NAN), WEFT_NOW);
+    ck_assert_int_eq(weft_deadline_sec(-NAN), WEFT_NOW);
+    ck_assert_int_eq(weft_deadline_sec(-INFINITY), WEFT_FOREVER);
+    ck_assert_int_eq(weft_deadline_sec(INFINITY), INT64_MAX);
 }
 END_TEST
 
@@ -151,6 +175,8 @@ static Suite *error_suite(void)
     tcase_add_test(c, codes_are_distinct);
     tcase_add_test(c, zero_is_success);
     tcase_add_test(c, unknown_codes);
+    tcase_add_test(c, unknown_errno_values_get_a_constant_message);
+    tcase_add_test(c, deadline_sec_nan_is_now);
     tcase_add_test(c, deadline_in_negative_is_forever);
     tcase_add_test(c, deadlines_saturate);
     tcase_add_test(c, ms_and_sec_helpers);

@@ -5,6 +5,7 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "park/park.h"
 
@@ -181,6 +182,99 @@ START_TEST(timed_out_waiter_leaves_others_waiting)
 }
 END_TEST
 
+/* ---- fini waits out everyone who may still touch the event ------------- */
+
+struct fe {
+    weft_event *e;
+    _Atomic(weft__waiter *) who;
+};
+
+static int wait_heap_event(void *p)
+{
+    struct fe *f = p;
+    atomic_store(&f->who, weft__self());
+    return weft_event_wait(f->e, WEFT_FOREVER);
+}
+
+/* A waiter is cancelled while the test holds the event's guard, so it is
+ * stuck on the guard with its entry still queued; set then pops that entry
+ * and loses the claim.  fini must not return 0 before that waiter has taken
+ * the guard and left: the test poisons the storage as soon as fini returns
+ * 0, and a waiter still on its way would then hang on the poisoned guard
+ * (or, under ASan, touch freed memory).  Whether set really beats the
+ * waiter to the guard varies; enough rounds make it happen. */
+START_TEST(fini_waits_for_a_waiter_whose_wake_lost_the_claim)
+{
+    for (int i = 0; i < 200; i++) {
+        struct fe f = {.e = malloc(sizeof(weft_event))};
+        ck_assert_ptr_nonnull(f.e);
+        weft_event_init(f.e);
+        atomic_store(&f.who, NULL);
+        tt *t = tt_start(wait_heap_event, &f);
+        while (weft_event_fini(f.e) != -EBUSY)
+            sched_yield();
+        weft__waitq_lock(&f.e->wq);
+        weft__waiter_cancel(atomic_load(&f.who));
+        weft__waitq_unlock(&f.e->wq);
+        weft_event_set(f.e);
+        while (weft_event_fini(f.e) != 0)
+            sched_yield();
+        memset(f.e, 0xa5, sizeof *f.e);
+        int rc = tt_join(t);
+        ck_assert_msg(rc == 0 || rc == -ECANCELED, "wait returned %d", rc);
+        free(f.e);
+    }
+}
+END_TEST
+
+static int set_event(void *p)
+{
+    weft_event_set(p);
+    return 0;
+}
+
+/* The completion-event pattern: the waiter frees the event once its wait
+ * returned, after a fini that returned 0, while the setter may still be
+ * inside set (fini waits for it). */
+START_TEST(waiter_may_free_the_event_after_fini)
+{
+    for (int i = 0; i < 500; i++) {
+        weft_event *e = malloc(sizeof *e);
+        ck_assert_ptr_nonnull(e);
+        weft_event_init(e);
+        tt *t = tt_start(set_event, e);
+        ck_assert_rc(weft_event_wait(e, WEFT_FOREVER), 0);
+        while (weft_event_fini(e) != 0)
+            sched_yield();
+        free(e);
+        ck_assert_rc(tt_join(t), 0);
+    }
+}
+END_TEST
+
+/* A wait whose deadline passes as the event is set returns the flag, as in
+ * Python: here the flag is set while the timed-out waiter waits for the
+ * guard, which the test holds. */
+START_TEST(timed_out_wait_returns_0_if_the_flag_is_set_by_then)
+{
+    struct fe f = {.e = malloc(sizeof(weft_event))};
+    ck_assert_ptr_nonnull(f.e);
+    weft_event_init(f.e);
+    atomic_store(&f.who, NULL);
+    tt *t = tt_start(wait_heap_event, &f);
+    while (weft_event_fini(f.e) != -EBUSY)
+        sched_yield();
+    weft__waitq_lock(&f.e->wq);
+    weft__waiter_cancel(atomic_load(&f.who));
+    /* What set does, but without waking: the waiter's claim is taken. */
+    atomic_store(&f.e->flag, 1);
+    weft__waitq_unlock(&f.e->wq);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert_rc(weft_event_fini(f.e), 0);
+    free(f.e);
+}
+END_TEST
+
 static Suite *event_suite(void)
 {
     Suite *s = suite_create("event");
@@ -197,6 +291,9 @@ static Suite *event_suite(void)
     tcase_add_test(c, fini_while_waited_on_is_ebusy);
     tcase_add_test(c, cancelled_waiter_returns_ecanceled);
     tcase_add_test(c, timed_out_waiter_leaves_others_waiting);
+    tcase_add_test(c, fini_waits_for_a_waiter_whose_wake_lost_the_claim);
+    tcase_add_test(c, waiter_may_free_the_event_after_fini);
+    tcase_add_test(c, timed_out_wait_returns_0_if_the_flag_is_set_by_then);
     suite_add_tcase(s, c);
     return s;
 }

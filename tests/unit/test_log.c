@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -380,6 +382,72 @@ START_TEST(concurrent_lines_stay_whole)
 }
 END_TEST
 
+START_TEST(out_of_range_level_is_refused)
+{
+    weft_log_set_level(WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_set_level((weft_log_level)-1), WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_get_level(), WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_set_level((weft_log_level)(WEFT_LOG_OFF + 1)),
+                     WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_get_level(), WEFT_LOG_ERROR);
+    /* The ends of the range are levels. */
+    ck_assert_int_eq(weft_log_set_level((weft_log_level)0), WEFT_LOG_ERROR);
+    ck_assert_int_eq(weft_log_set_level(WEFT_LOG_OFF), 0);
+    ck_assert_int_eq(weft_log_get_level(), WEFT_LOG_OFF);
+}
+END_TEST
+
+/* ---- fork while another thread changes the destination ---------------- */
+
+struct switcher {
+    atomic_int stop;
+    long switches;
+};
+
+/* Keeps the logger's setters (and so their lock) busy. */
+static int switch_destination(void *p)
+{
+    struct switcher *sw = p;
+    /* No ck_assert here: Check's assertions take a mutex of their own,
+     * which a child forked meanwhile would find held. */
+    int bad = 0;
+    while (!atomic_load(&sw->stop)) {
+        bad |= weft_log_set_file(path) != 0;
+        bad |= weft_log_set_fd(-1) != 0;
+        sw->switches++;
+    }
+    return bad;
+}
+
+/* A child forked while another thread was inside set_fd/set_file used to
+ * find the setters' lock held for ever and hang in its own set_fd.  The
+ * child has an alarm, so a hang fails the test instead of lingering. */
+START_TEST(child_forked_during_a_setter_can_set_the_destination)
+{
+    struct switcher sw = {0};
+    to_temp();
+    tt *t = tt_start(switch_destination, &sw);
+    for (int i = 0; i < 200; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) { /* nothing from Check in here (see above) */
+            alarm(5);
+            int rc = weft_log_set_fd(-1);
+            rc |= weft_log_set_file(path);
+            _exit(rc == 0 ? 0 : 1);
+        }
+        ck_assert_int_ge(pid, 0);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child %d: status %#x", i, status);
+    }
+    atomic_store(&sw.stop, 1);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert_int_gt(sw.switches, 0);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -397,6 +465,8 @@ static Suite *log_suite(void)
     tcase_add_test(c, long_lines_are_cut_with_newline);
     tcase_add_test(c, trailing_newline_not_doubled);
     tcase_add_test(c, concurrent_lines_stay_whole);
+    tcase_add_test(c, out_of_range_level_is_refused);
+    tcase_add_test(c, child_forked_during_a_setter_can_set_the_destination);
     suite_add_tcase(s, c);
     return s;
 }

@@ -2,6 +2,7 @@
  * callers wait for a running fn, recursion, cancellation, visibility. */
 #include "support.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -172,12 +173,86 @@ START_TEST(cancelled_waiter_returns_ecanceled)
 }
 END_TEST
 
+START_TEST(fini_is_ebusy_while_fn_runs)
+{
+    struct ow w = {.once = WEFT_ONCE_INIT, .rc = 3, .blocking = true,
+                   .go = WEFT_EVENT_INIT};
+    ck_assert_rc(weft_once_fini(&w.once), 0); /* never called: free */
+    tt *runner = tt_start(first_caller, &w);
+    while (atomic_load(&w.runs) == 0)
+        sched_yield();
+    ck_assert_rc(weft_once_fini(&w.once), -EBUSY);
+    weft_event_set(&w.go);
+    ck_assert_int_eq(tt_join(runner), 3);
+    ck_assert_rc(weft_once_fini(&w.once), 0);
+}
+END_TEST
+
+static int idle_waiting_caller(void *p)
+{
+    struct sched_param sp = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    return waiting_caller(p);
+}
+
+/* A waiter cancelled while the test holds the once's guard is stuck on the
+ * guard with its entry queued; the runner, finishing, may pop that entry and
+ * lose the claim.  fini must not return 0 before that waiter has left: the
+ * test poisons the storage as soon as fini returns 0, and a waiter still on
+ * its way would hang on the poisoned guard (or touch freed memory under
+ * ASan).  On one CPU, with the waiter at idle priority, the runner usually
+ * gets the guard first. */
+START_TEST(fini_waits_for_a_waiter_whose_wake_lost_the_claim)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    (void)sched_setaffinity(0, sizeof one, &one);
+    for (int i = 0; i < 100; i++) {
+        struct ow *w = calloc(1, sizeof *w);
+        ck_assert_ptr_nonnull(w);
+        w->rc = 4;
+        w->blocking = true;
+        weft_event_init(&w->go);
+        tt *runner = tt_start(first_caller, w);
+        while (atomic_load(&w->runs) == 0)
+            sched_yield();
+        tt *t = tt_start(idle_waiting_caller, w);
+        /* Queued once fini sees a waiter (or a running fn: then retry). */
+        weft__waiter *who;
+        while ((who = atomic_load(&w->who)) == NULL)
+            sched_yield();
+        for (;;) {
+            weft__waitq_lock(&w->once.wq);
+            bool queued = !weft__waitq_empty(&w->once.wq);
+            if (queued) {
+                weft__waiter_cancel(who);
+                weft_event_set(&w->go); /* the runner finishes fn */
+            }
+            weft__waitq_unlock(&w->once.wq);
+            if (queued)
+                break;
+            sched_yield();
+        }
+        ck_assert_int_eq(tt_join(runner), 4);
+        while (weft_once_fini(&w->once) != 0)
+            sched_yield();
+        memset(&w->once, 0xa5, sizeof w->once);
+        int rc = tt_join(t);
+        ck_assert_msg(rc == 4 || rc == -ECANCELED, "call returned %d", rc);
+        free(w);
+    }
+}
+END_TEST
+
 static Suite *once_suite(void)
 {
     Suite *s = suite_create("once");
     TCase *c = tcase_create("once");
     tcase_set_timeout(c, 20);
     tcase_add_test(c, static_init_runs_fn_once);
+    tcase_add_test(c, fini_is_ebusy_while_fn_runs);
+    tcase_add_test(c, fini_waits_for_a_waiter_whose_wake_lost_the_claim);
     tcase_add_test(c, zeroed_storage_is_a_new_once);
     tcase_add_test(c, error_value_is_returned_to_everyone);
     tcase_add_test(c, later_calls_ignore_their_own_fn);

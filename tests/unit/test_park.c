@@ -3,9 +3,13 @@
  * a waiter that left. */
 #include "support.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "park/park.h"
+#include "platform/platform.h"
 
 START_TEST(park_times_out_at_deadline)
 {
@@ -331,6 +335,41 @@ START_TEST(cancel_racing_next_wait_never_hangs)
 }
 END_TEST
 
+/* ---- spin budgets from the environment -------------------------------- */
+
+/* The budgets are computed by a constructor, so the test runs this binary
+ * again with a huge WEFT_SPIN_NS and only this case: the budget must be
+ * capped (ns * 1000 used to overflow, a huge or wrapped budget; UBSan
+ * aborts on it). */
+START_TEST(huge_spin_budget_from_env_is_capped)
+{
+    if (getenv("WEFT_TEST_SPIN_CHILD") != NULL) {
+        ck_assert_uint_le(weft__park_spin_iters, 1000000u);
+        ck_assert_uint_gt(weft__park_spin_iters, 0u);
+        ck_assert_uint_le(weft__lock_spin_iters, 1000000u);
+        return;
+    }
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 1); /* keep its Check summary out of ours */
+        setenv("WEFT_TEST_SPIN_CHILD", "1", 1);
+        setenv("WEFT_SPIN_NS", "9223372036854775807", 1);
+        setenv("WEFT_LOCK_SPIN_NS", "9223372036854775", 1);
+        setenv("CK_RUN_CASE", "spin-env", 1);
+        setenv("CK_FORK", "no", 1);
+        execl("/proc/self/exe", "test_park", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x", status);
+}
+END_TEST
+
 static Suite *park_suite(void)
 {
     Suite *s = suite_create("park");
@@ -350,6 +389,10 @@ static Suite *park_suite(void)
     tcase_add_test(c, timeouts_racing_wakes_lose_nothing);
     tcase_add_test(c, cancel_racing_next_wait_never_hangs);
     suite_add_tcase(s, c);
+    TCase *env = tcase_create("spin-env");
+    tcase_set_timeout(env, 30);
+    tcase_add_test(env, huge_spin_budget_from_env_is_capped);
+    suite_add_tcase(s, env);
     return s;
 }
 

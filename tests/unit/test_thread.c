@@ -4,6 +4,7 @@
  */
 #include "support.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -653,6 +654,110 @@ START_TEST(join_all_ignores_daemons)
 }
 END_TEST
 
+/* ---- key destructors that log after the thread let go of its handle ---- */
+
+static pthread_key_t logging_key;
+static _Atomic int key_rounds;
+static _Atomic int key_saw_alive;
+
+/* Logs and asks for the current thread in every destructor round, and
+ * re-arms itself so that it also runs in the last round POSIX allows. */
+static void logging_destructor(void *p)
+{
+    weft_thread *me = weft_thread_current();
+    weft_log(WEFT_LOG_ERROR, "key destructor round %d",
+             atomic_fetch_add(&key_rounds, 1));
+    if (weft_thread_is_alive(me))
+        atomic_fetch_add(&key_saw_alive, 1);
+    if ((intptr_t)p < 8)
+        pthread_setspecific(logging_key, (void *)((intptr_t)p + 1));
+}
+
+static int arm_logging_key(void *p)
+{
+    (void)p;
+    (void)weft_thread_current(); /* adopted, if foreign */
+    return pthread_setspecific(logging_key, (void *)(intptr_t)1);
+}
+
+static int adopt_only(void *p)
+{
+    (void)p;
+    return weft_thread_current() == NULL;
+}
+
+/* Used to re-adopt the thread as a new Dummy-N whose handle could stay in
+ * the registry for ever (when the re-adoption came in the last round). */
+START_TEST(key_destructor_logging_after_exit_does_not_readopt)
+{
+    int devnull = open("/dev/null", O_WRONLY);
+    ck_assert_int_ge(devnull, 0);
+    ck_assert_rc(weft_log_set_fd(devnull), 0);
+    /* Adopt one foreign thread first, so that weft's own key exists and
+     * ours comes after it (destructors run in key order in each round). */
+    ck_assert_rc(tt_join(tt_start(adopt_only, NULL)), 0);
+    ck_assert_int_eq(pthread_key_create(&logging_key, logging_destructor), 0);
+    int before = weft_thread_active_count();
+    /* A foreign thread and a weft thread. */
+    ck_assert_rc(tt_join(tt_start(arm_logging_key, NULL)), 0);
+    ck_assert_int_gt(atomic_load(&key_rounds), 0);
+    weft_thread *t = start(arm_logging_key, NULL);
+    ck_assert_rc(weft_thread_join(t, NULL, WEFT_FOREVER), 0);
+    ck_assert_int_eq(weft_thread_active_count(), before);
+    ck_assert_int_eq(atomic_load(&key_saw_alive), 0);
+    ck_assert_rc(weft_log_set_fd(-1), 0);
+    /* devnull stays open: ThreadSanitizer does not see pthread_join as
+     * ordering the key destructors' writes before a close here. */
+    pthread_key_delete(logging_key);
+}
+END_TEST
+
+/* ---- join_all and failed starts ---------------------------------------- */
+
+struct fail_starts {
+    atomic_int stop;
+    long fails;
+};
+
+/* A foreign (daemon) thread that keeps starting non-daemon threads whose
+ * pthread_create fails (a stack no system can give). */
+static int fail_starts(void *p)
+{
+    struct fail_starts *f = p;
+    weft_thread_opts o = WEFT_THREAD_OPTS_DEFAULT;
+    o.daemon = 0;
+    o.stack_size = (size_t)1 << 46;
+    while (!atomic_load(&f->stop)) {
+        weft_thread *t;
+        if (weft_thread_start(&t, ret_arg, NULL, &o) != 0)
+            f->fails++;
+        else
+            weft_thread_join(t, NULL, WEFT_FOREVER);
+    }
+    return 0;
+}
+
+/* A handle whose pthread_create fails is briefly in the registry; a
+ * join_all that picks it up waits on its done event, which must be set on
+ * the failure path too (it used to hang for ever there). */
+START_TEST(join_all_does_not_wait_for_a_failed_start)
+{
+    struct fail_starts f = {0};
+    tt *s = tt_start(fail_starts, &f);
+    int64_t end = weft_deadline_in(MS(1000));
+    long rounds = 0;
+    while (weft_now() < end) {
+        ck_assert_rc(weft_thread_join_all(weft_deadline_in(MS(2000))), 0);
+        rounds++;
+    }
+    atomic_store(&f.stop, 1);
+    ck_assert_rc(tt_join(s), 0);
+    ck_assert_int_gt(f.fails, 0);
+    ck_assert_int_gt(rounds, 0);
+    ck_assert_int_eq(weft_thread_active_count(), 1);
+}
+END_TEST
+
 /* ---- the exit policy, in forked children ------------------------------- */
 
 struct exit_arg {
@@ -814,6 +919,41 @@ START_TEST(fork_child_forgets_other_threads)
 }
 END_TEST
 
+static void child_reports_daemon(int fd)
+{
+    char buf[64];
+    weft_thread *me = weft_thread_current();
+    int n = snprintf(buf, sizeof buf, "%s %d %d", weft_thread_name(me),
+                     weft_thread_is_daemon(me),
+                     weft_thread_main() == me);
+    ssize_t w = write(fd, buf, (size_t)n);
+    _exit(w == n ? 0 : 1);
+}
+
+static int fork_and_report_daemon(void *p)
+{
+    int *status = p;
+    char *out = run_child(child_reports_daemon, status);
+    return strcmp(out, "daemon-forker 0 1") != 0;
+}
+
+/* The forking thread becomes the main thread in the child, and a main
+ * thread is non-daemon, even if the forking thread was a daemon. */
+START_TEST(fork_from_a_daemon_thread_makes_it_a_non_daemon_main)
+{
+    weft_thread_opts o = WEFT_THREAD_OPTS_DEFAULT;
+    weft_thread *f;
+    int status = -1, r = -1;
+    o.name = "daemon-forker";
+    o.daemon = 1;
+    ck_assert_rc(weft_thread_start(&f, fork_and_report_daemon, &status, &o),
+                 0);
+    ck_assert_rc(weft_thread_join(f, &r, WEFT_FOREVER), 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(r, 0);
+}
+END_TEST
+
 START_TEST(many_threads_start_and_join)
 {
     enum { N = 200 };
@@ -868,6 +1008,9 @@ static Suite *thread_suite(void)
     tcase_add_test(c, exit_from_a_thread_skips_itself);
     tcase_add_test(c, fork_child_forgets_other_threads);
     tcase_add_test(c, many_threads_start_and_join);
+    tcase_add_test(c, join_all_does_not_wait_for_a_failed_start);
+    tcase_add_test(c, fork_from_a_daemon_thread_makes_it_a_non_daemon_main);
+    tcase_add_test(c, key_destructor_logging_after_exit_does_not_readopt);
     suite_add_tcase(s, c);
     return s;
 }

@@ -1,7 +1,10 @@
 /* test_timer.c - weft_timer: fires at its deadline and not before, cancel
- * before and after firing, the cancel/fire race, join deadlines. */
+ * before and after firing, the cancel/fire race, join deadlines, join
+ * racing a cancel from another thread. */
 #include "support.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 struct rec {
@@ -172,6 +175,39 @@ START_TEST(many_timers_cancel_race_exactly_one_wins)
 }
 END_TEST
 
+static int cancel_at_idle_priority(void *p)
+{
+    struct sched_param sp = {0};
+    /* Easy to preempt inside cancel: widens the window below. */
+    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    return weft_timer_cancel(p);
+}
+
+/* cancel on one thread racing join on another: the timer thread sees the
+ * cancel event set and ends while the canceller is still inside
+ * weft_event_set; join must not free the timer (and its event) before the
+ * canceller has left.  A stress test: the whole process runs on one CPU and
+ * the canceller at idle priority, so it is often preempted inside set; the
+ * use-after-free shows under ASan (and TSan). */
+START_TEST(join_waits_for_a_canceller_still_inside_cancel)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    (void)sched_setaffinity(0, sizeof one, &one);
+    int rounds = 500 * (int)test_scale();
+    for (int i = 0; i < rounds; i++) {
+        _Atomic int calls = 0;
+        weft_timer *t;
+        ck_assert_rc(weft_timer_start(&t, WEFT_FOREVER, count, &calls), 0);
+        tt *c = tt_start(cancel_at_idle_priority, t);
+        ck_assert_rc(weft_timer_join(t, WEFT_FOREVER), 0);
+        ck_assert_rc(tt_join(c), 0);
+        ck_assert_int_eq(atomic_load(&calls), 0);
+    }
+}
+END_TEST
+
 static Suite *timer_suite(void)
 {
     Suite *s = suite_create("timer");
@@ -185,6 +221,7 @@ static Suite *timer_suite(void)
     tcase_add_test(c, join_times_out_while_waiting);
     tcase_add_test(c, bad_arguments);
     tcase_add_test(c, many_timers_cancel_race_exactly_one_wins);
+    tcase_add_test(c, join_waits_for_a_canceller_still_inside_cancel);
     suite_add_tcase(s, c);
     return s;
 }
