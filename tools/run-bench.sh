@@ -17,7 +17,9 @@
 #
 # Environment: WEFT_BENCH_SCALE (work per run, default 1) and
 # WEFT_BENCH_REPS (repetitions, default 5; Python uses at most 5, default 3)
-# are passed through; WEFT_SPIN sets weft's spin budget.
+# are passed through; WEFT_SPIN_NS and WEFT_LOCK_SPIN_NS set weft's spin
+# budgets (nanoseconds before an OS thread sleeps, before a lock contender
+# parks).
 set -u
 
 dir=${1:-build/release/bench}

@@ -9,11 +9,11 @@
  * set comes:
  *   0       it has only just started waiting (weft: spinning in the park
  *           layer; pthread_cond: on its way into the kernel);
- *   50 us   still inside weft's spin budget (WEFT_SPIN iterations of the
- *           pause instruction; about 2000 x 55 ns on the machine this was
- *           written on), long asleep for pthread_cond;
- *   500 us  past the spin budget: both are asleep in futex_wait, so this
- *           is the cost of the kernel's wake-up alone.
+ *   50 us   past weft's default spin budget (WEFT_SPIN_NS, 4 us): both
+ *           are asleep; raise WEFT_SPIN_NS above 50000 to see the spin
+ *           catch it;
+ *   500 us  well past any spin budget: both are asleep in futex_wait, so
+ *           this is the cost of the kernel's wake-up alone.
  * The clock is CLOCK_MONOTONIC, read on both threads (the same clock on
  * every core).  Figures: median and p99 of the samples, in microseconds.
  */
