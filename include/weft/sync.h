@@ -160,32 +160,51 @@ int weft_cond_notify_all(weft_cond *self);
 /* ---- Semaphore and bounded semaphore ---------------------------------- */
 
 /* A counting semaphore (Python's Semaphore); with a bound, a
- * BoundedSemaphore, whose value may never rise above its bound. */
+ * BoundedSemaphore, whose value may never rise above its bound.
+ *
+ * Its value (the free permits) is at most WEFT_SEM_VALUE_MAX, 2^40 - 1: the
+ * permits and the count of parked waiters share one 64-bit word, so that a
+ * release that finds nobody parked touches the semaphore only in one atomic
+ * operation.  Hence the usual completion pattern is safe: once an acquire
+ * has returned and fini has returned 0, the semaphore may be freed even if
+ * the thread whose release let that acquire through has not yet returned
+ * from weft_sem_release. */
+#define WEFT_SEM_PERMIT_BITS 40
+#define WEFT_SEM_VALUE_MAX ((INT64_C(1) << WEFT_SEM_PERMIT_BITS) - 1)
+
 typedef struct weft_sem {
-    _Atomic int64_t value;    /* private */
+    /* private: free permits in the low WEFT_SEM_PERMIT_BITS bits, above
+     * them the number of waiters registered to park */
+    _Atomic uint64_t state;
     int64_t bound;            /* private: -1 means unbounded */
-    _Atomic uint32_t nwait;   /* private: parked waiters */
     weft__waitq wq;           /* private */
 } weft_sem;
 
-#define WEFT_SEM_INIT(v) {(v), -1, 0, WEFT__WAITQ_INIT}
-#define WEFT_BOUNDED_SEM_INIT(v) {(v), (v), 0, WEFT__WAITQ_INIT}
+/* v must be in 0..WEFT_SEM_VALUE_MAX (the functions below check this; a
+ * static initialiser cannot). */
+#define WEFT_SEM_INIT(v) {(uint64_t)(v), -1, WEFT__WAITQ_INIT}
+#define WEFT_BOUNDED_SEM_INIT(v) {(uint64_t)(v), (v), WEFT__WAITQ_INIT}
 
-/* -EINVAL if value < 0.  The bounded form's bound is its initial value. */
+/* -EINVAL if value < 0 or value > WEFT_SEM_VALUE_MAX.  The bounded form's
+ * bound is its initial value. */
 int weft_sem_init(weft_sem *self, int64_t value);
 int weft_sem_init_bounded(weft_sem *self, int64_t value);
-/* -EBUSY if anyone waits. */
+/* -EBUSY if anyone waits, or is still leaving after a timeout or
+ * cancellation, or a release is still handing it a unit; 0 means the
+ * storage may be freed. */
 int weft_sem_fini(weft_sem *self);
-/* Take one unit: 0, -ETIMEDOUT, -ECANCELED.  Blocks; cancellation point.
- * Parked waiters are served in FIFO order and are handed their unit
- * directly, so running threads cannot starve them. */
+/* Take one unit: 0, -ETIMEDOUT, -ECANCELED, or -ENOMEM if 2^24 - 1
+ * waiters are already parked (the most the state word can count).  Blocks;
+ * cancellation point.  Parked waiters are served in FIFO order and are
+ * handed their unit directly, so running threads cannot starve them. */
 int weft_sem_acquire(weft_sem *self, int64_t deadline);
 /* 0 or -EAGAIN. */
 int weft_sem_try(weft_sem *self);
-/* Give back n units (n >= 1, else -EINVAL) and wake up to n waiters.  A
- * bounded semaphore refuses, changing nothing, with -EOVERFLOW if the value
- * would exceed its bound (an unbounded one if it would exceed INT64_MAX).
- * Never blocks. */
+/* Give back n units (n >= 1, else -EINVAL) and wake up to n waiters.
+ * Refuses, changing nothing, with -EOVERFLOW if the value would exceed the
+ * bound of a bounded semaphore, or WEFT_SEM_VALUE_MAX.  Never blocks.  When
+ * nobody is parked, its one access to the semaphore is the atomic update
+ * that adds the units. */
 int weft_sem_release(weft_sem *self, int64_t n);
 int64_t weft_sem_value(const weft_sem *self);
 

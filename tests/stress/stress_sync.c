@@ -205,6 +205,85 @@ START_TEST(sem_limits_concurrency_exactly)
 }
 END_TEST
 
+/* Releasers give permits back in batches of 1 to 4 (release(n) serves up
+ * to n parked waiters and leaves the rest in the value) while acquirers,
+ * half of whose attempts have microsecond deadlines, each take a fixed
+ * quota.  Every permit is acquired exactly once: the value ends at 0, and
+ * a lost wake-up hangs a FOREVER attempt.  The bounded run starts full at
+ * its bound of 6; a release refused with -EOVERFLOW is retried, so it also
+ * checks that a refused release changed nothing. */
+struct smn {
+    weft_sem s;
+    long per_releaser, per_acquirer;
+    atomic_long refused;
+};
+
+struct smn_arg {
+    struct smn *x;
+    bool releaser;
+};
+
+static int semn_worker(void *p)
+{
+    struct smn_arg *a = p;
+    struct smn *x = a->x;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    int rc;
+    if (a->releaser) {
+        for (long left = x->per_releaser; left > 0;) {
+            long n = 1 + rand_r(&seed) % 4;
+            if (n > left)
+                n = left;
+            rc = weft_sem_release(&x->s, n);
+            if (rc == -EOVERFLOW) {
+                atomic_fetch_add(&x->refused, 1);
+                continue;
+            }
+            if (rc)
+                return rc;
+            left -= n;
+        }
+        return 0;
+    }
+    for (long i = 0; i < x->per_acquirer; i++) {
+        do
+            rc = weft_sem_acquire(&x->s, rand_r(&seed) % 2
+                                             ? tiny_deadline(&seed)
+                                             : WEFT_FOREVER);
+        while (rc == -ETIMEDOUT);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void run_semn(bool bounded, long per)
+{
+    struct smn x = {.per_releaser = per, .per_acquirer = per};
+    struct smn_arg args[6];
+    if (bounded) {
+        ck_assert_rc(weft_sem_init_bounded(&x.s, 6), 0);
+        x.per_acquirer += 2; /* 3 acquirers take the initial 6 as well */
+    } else {
+        ck_assert_rc(weft_sem_init(&x.s, 0), 0);
+    }
+    for (int i = 0; i < 6; i++)
+        args[i] = (struct smn_arg){&x, i % 2 == 0};
+    ck_assert_int_eq(tt_run_n(6, semn_worker, args, sizeof args[0]), 0);
+    ck_assert_int_eq(weft_sem_value(&x.s), 0);
+    ck_assert_rc(weft_sem_try(&x.s), -EAGAIN);
+    ck_assert_rc(weft_sem_fini(&x.s), 0);
+    if (!bounded)
+        ck_assert_int_eq(atomic_load(&x.refused), 0);
+}
+
+START_TEST(sem_release_n_against_timing_out_waiters)
+{
+    run_semn(false, scaled(20000));
+    run_semn(true, scaled(20000));
+}
+END_TEST
+
 /* ---- event ------------------------------------------------------------ */
 
 struct ev {
@@ -450,6 +529,7 @@ static Suite *stress_sync_suite(void)
     ADD(s, barrier_cycles_give_each_index_once);
     ADD(s, rwlock_readers_never_meet_a_writer);
     ADD(s, sem_waiters_time_out_while_being_handed_permits);
+    ADD(s, sem_release_n_against_timing_out_waiters);
     ADD(s, cond_waiters_time_out_while_being_notified);
     ADD(s, event_waiters_time_out_while_being_set);
     ADD(s, rwlock_writers_time_out_while_being_admitted);

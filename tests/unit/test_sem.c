@@ -1,9 +1,14 @@
 /* test_sem.c - weft_sem: values, bounds, every error, deadlines, waking
- * exactly n waiters, hand-off against barging, cancellation. */
+ * exactly n waiters, hand-off against barging, cancellation, and freeing a
+ * semaphore while its releaser is still returning. */
 #include "support.h"
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include "park/park.h"
 
@@ -83,13 +88,48 @@ START_TEST(bounded_zero_stays_bounded)
 }
 END_TEST
 
-START_TEST(unbounded_refuses_int64_overflow)
+START_TEST(unbounded_refuses_to_exceed_value_max)
 {
-    weft_sem s = WEFT_SEM_INIT(INT64_MAX - 1);
+    weft_sem s = WEFT_SEM_INIT(WEFT_SEM_VALUE_MAX - 1);
     ck_assert_rc(weft_sem_release(&s, 2), -EOVERFLOW);
-    ck_assert_int_eq(weft_sem_value(&s), INT64_MAX - 1);
+    ck_assert_rc(weft_sem_release(&s, INT64_MAX), -EOVERFLOW);
+    ck_assert_int_eq(weft_sem_value(&s), WEFT_SEM_VALUE_MAX - 1);
     ck_assert_rc(weft_sem_release(&s, 1), 0);
-    ck_assert_int_eq(weft_sem_value(&s), INT64_MAX);
+    ck_assert_int_eq(weft_sem_value(&s), WEFT_SEM_VALUE_MAX);
+    ck_assert_rc(weft_sem_release(&s, 1), -EOVERFLOW);
+    ck_assert_rc(weft_sem_try(&s), 0);
+    ck_assert_int_eq(weft_sem_value(&s), WEFT_SEM_VALUE_MAX - 1);
+    ck_assert_rc(weft_sem_fini(&s), 0);
+}
+END_TEST
+
+START_TEST(initial_value_above_max_is_einval)
+{
+    weft_sem s;
+    ck_assert_rc(weft_sem_init(&s, WEFT_SEM_VALUE_MAX + 1), -EINVAL);
+    ck_assert_rc(weft_sem_init(&s, INT64_MAX), -EINVAL);
+    ck_assert_rc(weft_sem_init_bounded(&s, WEFT_SEM_VALUE_MAX + 1), -EINVAL);
+    ck_assert_rc(weft_sem_init_bounded(&s, WEFT_SEM_VALUE_MAX), 0);
+    ck_assert_int_eq(weft_sem_value(&s), WEFT_SEM_VALUE_MAX);
+    ck_assert_rc(weft_sem_release(&s, 1), -EOVERFLOW);
+    ck_assert_rc(weft_sem_init(&s, WEFT_SEM_VALUE_MAX), 0);
+    ck_assert_int_eq(weft_sem_value(&s), WEFT_SEM_VALUE_MAX);
+}
+END_TEST
+
+/* White box: the waiter part of the state word is full, so one more waiter
+ * cannot be counted and is refused rather than parked uncounted. */
+START_TEST(waiter_count_full_is_enomem)
+{
+    weft_sem s = WEFT_SEM_INIT(0);
+    uint64_t full = UINT64_MAX >> WEFT_SEM_PERMIT_BITS;
+    atomic_store(&s.state, full << WEFT_SEM_PERMIT_BITS);
+    ck_assert_rc(weft_sem_acquire(&s, weft_deadline_in(MS(10))), -ENOMEM);
+    ck_assert_rc(weft_sem_acquire(&s, WEFT_NOW), -ETIMEDOUT);
+    ck_assert_uint_eq(atomic_load(&s.state), full << WEFT_SEM_PERMIT_BITS);
+    ck_assert_rc(weft_sem_fini(&s), -EBUSY); /* counted waiters */
+    atomic_store(&s.state, 0);
+    ck_assert_rc(weft_sem_fini(&s), 0);
 }
 END_TEST
 
@@ -154,7 +194,7 @@ START_TEST(release_n_wakes_exactly_n)
     tt *t[3];
     for (int i = 0; i < 3; i++)
         t[i] = tt_start(wait_forever, &w);
-    /* All three parked: nwait is private, read it the way fini does. */
+    /* All three parked: read the private queue length under its guard. */
     for (;;) {
         weft__waitq_lock(&w.s.wq);
         uint32_t n = w.s.wq.len;
@@ -268,6 +308,133 @@ START_TEST(parked_waiter_is_not_starved)
 }
 END_TEST
 
+/* Regression: a semaphore may be freed as soon as its last acquire has
+ * returned and fini has said 0, even though the thread whose release let
+ * that acquire through may still be inside weft_sem_release (think of a
+ * completion semaphore on the waiting thread's stack).  Each round the
+ * owner allocates a fresh semaphore, hands it to the releaser, takes the
+ * permit, finis, poisons and frees the semaphore; under SAN=address any
+ * touch of the semaphore by release after its permit was published is
+ * reported as heap-use-after-free.
+ *
+ * Two ways of opening the releaser's window wide enough to be seen:
+ *   - in parallel, with a random delay on each side, so that the release
+ *     sweeps across the owner's fast and slow acquire paths;
+ *   - the releaser pinned to one CPU at SCHED_IDLE, next to a "preempter"
+ *     that sleeps a few tens of microseconds and spins a few: each time it
+ *     wakes it preempts the releaser at once, at a random point of its
+ *     loop, and keeps it off the CPU while the owner (on another CPU, if
+ *     there is one) spins on try, finis and frees.  The sleeps are a source
+ *     of preemption points, not synchronisation: every interleaving is
+ *     correct, only the chance of meeting the bug depends on them.  Run
+ *     only with two CPUs or more, so that the owner never has to wait for
+ *     the idle-priority releaser to get its CPU back.
+ * Neither way made the old code (which read a separate waiter count after
+ * its CAS) fail within seconds on a two-CPU machine: its window was a few
+ * instructions wide.  The test states the contract; it catches a
+ * regression only with luck, or a wider window than that one. */
+struct uaf {
+    _Atomic(weft_sem *) slot;
+    atomic_int stop;
+    bool pinned;
+    cpu_set_t cpu; /* the releaser's and the preempter's */
+};
+
+static void jitter(unsigned *seed)
+{
+    for (volatile int i = rand_r(seed) % 64; i > 0; i--)
+        ;
+}
+
+static int uaf_releaser(void *p)
+{
+    struct uaf *u = p;
+    unsigned seed = 12345;
+    if (u->pinned) {
+        struct sched_param sp = {0};
+        if (sched_setaffinity(0, sizeof u->cpu, &u->cpu) != 0 ||
+            sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+            return 2;
+    }
+    for (;;) {
+        weft_sem *s;
+        while (atomic_load_explicit(&u->slot, memory_order_relaxed) == NULL)
+            if (atomic_load(&u->stop))
+                return 0;
+        s = atomic_exchange(&u->slot, NULL);
+        if (!u->pinned)
+            jitter(&seed);
+        if (weft_sem_release(s, 1) != 0)
+            return 1;
+    }
+}
+
+static int uaf_preempter(void *p)
+{
+    struct uaf *u = p;
+    unsigned seed = 4242;
+    if (sched_setaffinity(0, sizeof u->cpu, &u->cpu) != 0)
+        return 2;
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    while (!atomic_load(&u->stop)) {
+        struct timespec ts = {0, 20000 + rand_r(&seed) % 40000};
+        nanosleep(&ts, NULL);
+        for (volatile int i = rand_r(&seed) % 4000; i > 0; i--)
+            ;
+    }
+    return 0;
+}
+
+static void run_uaf(bool pinned, long rounds)
+{
+    struct uaf u = {.pinned = pinned};
+    unsigned seed = 777;
+    cpu_set_t all;
+    tt *pre = NULL;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    if (pinned && CPU_COUNT(&all) < 2)
+        return;
+    if (pinned) {
+        /* The releaser and preempter on the last CPU we may use; the
+         * owner stays free to run on the others. */
+        int last = -1;
+        for (int i = 0; i < CPU_SETSIZE; i++)
+            if (CPU_ISSET(i, &all))
+                last = i;
+        CPU_ZERO(&u.cpu);
+        CPU_SET(last, &u.cpu);
+        pre = tt_start(uaf_preempter, &u);
+    }
+    tt *t = tt_start(uaf_releaser, &u);
+    for (long i = 0; i < rounds; i++) {
+        weft_sem *s = malloc(sizeof *s);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_rc(weft_sem_init(s, 0), 0);
+        atomic_store(&u.slot, s);
+        if (pinned) {
+            while (weft_sem_try(s) != 0)
+                sched_yield();
+        } else {
+            jitter(&seed);
+            ck_assert_rc(weft_sem_acquire(s, WEFT_FOREVER), 0);
+        }
+        ck_assert_rc(weft_sem_fini(s), 0);
+        memset(s, 0xa5, sizeof *s);
+        free(s);
+    }
+    atomic_store(&u.stop, 1);
+    ck_assert_rc(tt_join(t), 0);
+    if (pre)
+        ck_assert_rc(tt_join(pre), 0);
+}
+
+START_TEST(freed_right_after_acquire_while_releaser_returns)
+{
+    run_uaf(false, 50000 * test_scale());
+    run_uaf(true, 20000 * test_scale());
+}
+END_TEST
+
 static Suite *sem_suite(void)
 {
     Suite *s = suite_create("sem");
@@ -279,7 +446,9 @@ static Suite *sem_suite(void)
     tcase_add_test(c, release_below_one_is_einval);
     tcase_add_test(c, bounded_refuses_to_exceed_bound);
     tcase_add_test(c, bounded_zero_stays_bounded);
-    tcase_add_test(c, unbounded_refuses_int64_overflow);
+    tcase_add_test(c, unbounded_refuses_to_exceed_value_max);
+    tcase_add_test(c, initial_value_above_max_is_einval);
+    tcase_add_test(c, waiter_count_full_is_enomem);
     tcase_add_test(c, acquire_times_out_at_deadline);
     tcase_add_test(c, release_wakes_a_blocked_waiter);
     tcase_add_test(c, release_n_wakes_exactly_n);
@@ -287,6 +456,7 @@ static Suite *sem_suite(void)
     tcase_add_test(c, cancelled_waiter_returns_ecanceled);
     tcase_add_test(c, bounded_concurrent_releases_never_exceed_bound);
     tcase_add_test(c, parked_waiter_is_not_starved);
+    tcase_add_test(c, freed_right_after_acquire_while_releaser_returns);
     suite_add_tcase(s, c);
     return s;
 }
