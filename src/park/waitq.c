@@ -46,6 +46,10 @@ void weft__waitq_lock(weft__waitq *wq)
     guard_lock_slow(wq);
 }
 
+/* The FUTEX_WAKE after the exchange may reach a guard whose primitive was
+ * finalised and freed in between (the exchange let its fini in): at worst
+ * a spurious wake-up of whatever now sleeps at that address, which every
+ * futex user tolerates (glibc's mutexes have the same window). */
 void weft__waitq_unlock(weft__waitq *wq)
 {
     if (atomic_exchange_explicit(&wq->guard, 0, memory_order_release) == 2)
