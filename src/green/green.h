@@ -18,11 +18,10 @@
  *             and pushes it
  *   DEAD      returned; the scheduler frees its stack after switching away
  *
- * Lock order: sched lock (global queue, idle list) and a worker's timer lock
- * are leaves; the timer lock may be held while taking the sched lock
- * (a timer wake-up pushing to the global queue never happens: timers fire
- * on their own worker, which pushes locally), so in practice neither is
- * held while taking the other.
+ * Lock order: a worker's timer lock before the sched lock (a timer that
+ * fires wakes a green thread, and that may wake an idle worker); the sched
+ * lock, the struct pool's lock and the key lock are leaves.  None is held
+ * across a switch or a park.
  */
 #ifndef WEFT_GREEN_INTERNAL_H
 #define WEFT_GREEN_INTERNAL_H
