@@ -154,6 +154,13 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
     rc = weft__sched_ensure();
     if (rc != 0)
         return rc;
+    if (WEFT_UNLIKELY(weft__sched_live() >= weft__gctx_limit())) {
+        weft_log(WEFT_LOG_ERROR, "green thread spawn at %s failed: %ld "
+                 "green threads live, the most this build allows "
+                 "(ThreadSanitizer's thread limit)", site ? site : "?",
+                 weft__gctx_limit());
+        return -EAGAIN;
+    }
     g = galloc();
     if (g == NULL)
         return -ENOMEM;

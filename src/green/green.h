@@ -164,6 +164,7 @@ void weft__sched_ready(weft_green *g);
 /* Called by green.c: one more / one fewer green thread alive. */
 void weft__sched_live_add(void);
 void weft__sched_live_done(void);
+long weft__sched_live(void);
 /* Switch from the running green thread g to its worker's scheduler, for
  * reason why; returns when g runs again (maybe on another worker). */
 void weft__green_switch_out(weft_green *g, int why);
@@ -201,6 +202,11 @@ void weft__gctx_make(weft__gctx *c, weft__stack *s, void (*fn)(void *),
 void weft__gctx_destroy(weft__gctx *c);
 /* Switch from `from` (running) to `to`; last: from never runs again. */
 void weft__gctx_switch(weft__gctx *from, weft__gctx *to, int last);
+/* How many green threads may live at once: unlimited, except under
+ * ThreadSanitizer, whose fibers count against its limit of 8,128 threads
+ * (spawn then fails with -EAGAIN rather than letting TSan kill the
+ * process). */
+long weft__gctx_limit(void);
 /* The first call in a made context's function. */
 void weft__gctx_entered(weft__gctx *self);
 

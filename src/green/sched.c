@@ -453,6 +453,11 @@ void weft__sched_live_add(void)
     atomic_fetch_add(&S.live, 1);
 }
 
+long weft__sched_live(void)
+{
+    return atomic_load(&S.live);
+}
+
 void weft__sched_live_done(void)
 {
     if (atomic_fetch_sub(&S.live, 1) == 1) {

@@ -26,6 +26,7 @@
  */
 #include "green.h"
 
+#include <limits.h>
 #include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -56,6 +57,15 @@
 #endif
 
 static _Thread_local weft__gctx *t_prev;
+
+long weft__gctx_limit(void)
+{
+#ifdef G_TSAN
+    return 7000; /* TSan counts each fiber as a thread; it dies at 8,128 */
+#else
+    return LONG_MAX;
+#endif
+}
 
 void weft__gctx_init_self(weft__gctx *c)
 {
