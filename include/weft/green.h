@@ -16,8 +16,10 @@
  * The runtime starts lazily at the first spawn with WEFT_WORKERS workers
  * (environment; default: the number of CPUs), or explicitly with
  * weft_runtime_start.  With one worker, scheduling is deterministic: green
- * threads spawned from OS threads, or spawned or yielding on the worker,
- * run in the order they were queued (FIFO), so tests are reproducible.
+ * threads spawned or yielding on the worker run in the order they were
+ * queued (FIFO), as do those spawned from OS threads among themselves (a
+ * worker takes a batch of the latter when its own queue runs dry, and one
+ * every 61 scheduling rounds), so tests are reproducible.
  *
  * Conventions as everywhere in weft (weft.h): 0 or a negative errno code;
  * the deadline is the last argument.
