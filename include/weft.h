@@ -34,5 +34,6 @@
 #include "weft/thread.h"
 #include "weft/sync.h"
 #include "weft/queue.h"
+#include "weft/green.h"
 
 #endif
