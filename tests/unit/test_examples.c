@@ -104,6 +104,14 @@ START_TEST(quickstart_from_readme_runs)
 }
 END_TEST
 
+START_TEST(green_sleepers_all_wake)
+{
+    ck_assert_int_eq(run_example("green_sleepers 2000 50", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "2000 of 2000 green threads slept 50 ms"), "%s",
+                  out);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -117,6 +125,7 @@ static Suite *examples_suite(void)
     tcase_add_test(c, logging_names_threads);
     tcase_add_test(c, logging_debug_level_from_env);
     tcase_add_test(c, quickstart_from_readme_runs);
+    tcase_add_test(c, green_sleepers_all_wake);
     suite_add_tcase(s, c);
     return s;
 }
