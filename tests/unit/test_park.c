@@ -386,10 +386,17 @@ static Suite *park_suite(void)
     tcase_add_test(c, waiter_on_two_queues_is_woken_once);
     tcase_add_test(c, abandon_unreached_wait);
     tcase_add_test(c, waitq_is_fifo_and_push_front_jumps);
-    tcase_add_test(c, timeouts_racing_wakes_lose_nothing);
-    tcase_add_test(c, cancel_racing_next_wait_never_hangs);
     suite_add_tcase(s, c);
+    /* Races that spin two threads against each other: tagged so that the
+     * Valgrind run, which serialises threads, can leave them out. */
+    TCase *race = tcase_create("race");
+    tcase_set_timeout(race, 30);
+    tcase_set_tags(race, "race");
+    tcase_add_test(race, timeouts_racing_wakes_lose_nothing);
+    tcase_add_test(race, cancel_racing_next_wait_never_hangs);
+    suite_add_tcase(s, race);
     TCase *env = tcase_create("spin-env");
+    tcase_set_tags(env, "reexec"); /* re-executes itself: not under Valgrind */
     tcase_set_timeout(env, 30);
     tcase_add_test(env, huge_spin_budget_from_env_is_capped);
     suite_add_tcase(s, env);
