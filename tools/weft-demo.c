@@ -32,6 +32,8 @@ static const struct demo demos[] = {
     {"connection_pool", {NULL}, "a bounded semaphore limits a pool of "
                                 "connections"},
     {"logging_threads", {NULL}, "one logger, every line names its thread"},
+    {"green_sleepers", {"100000", "500", NULL},
+     "100,000 green threads sleeping at once, on small guarded stacks"},
 };
 
 static int run(const char *dir, const struct demo *d)
