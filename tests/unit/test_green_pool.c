@@ -310,6 +310,42 @@ START_TEST(failures_are_counted)
 }
 END_TEST
 
+/* waitall from OS threads and green threads at once; destroy after. */
+static _Atomic int waiters_in;
+
+static int waitall_waiter(void *p)
+{
+    atomic_fetch_add(&waiters_in, 1);
+    return weft_green_pool_waitall(p, weft_deadline_in(MS(10000)));
+}
+
+START_TEST(waitall_from_os_and_green_threads)
+{
+    weft_green_pool *p;
+    weft_event go = WEFT_EVENT_INIT;
+    tt *os[2];
+    weft_green *g[2];
+    ck_assert_rc(weft_green_pool_create(&p, 2), 0);
+    ck_assert_rc(weft_green_pool_spawn(p, wait_event, &go, WEFT_NOW), 0);
+    ck_assert_rc(weft_green_pool_spawn(p, wait_event, &go, WEFT_NOW), 0);
+    for (int i = 0; i < 2; i++) {
+        os[i] = tt_start(waitall_waiter, p);
+        ck_assert_rc(weft_green_spawn(&g[i], waitall_waiter, p, NULL), 0);
+    }
+    while (atomic_load(&waiters_in) < 4)
+        weft_sleep_until(weft_deadline_in(MS(1)));
+    weft_event_set(&go);
+    for (int i = 0; i < 2; i++) {
+        int r = -1;
+        ck_assert_int_eq(tt_join(os[i]), 0);
+        ck_assert_rc(weft_green_join(g[i], &r, WEFT_FOREVER), 0);
+        ck_assert_int_eq(r, 0);
+    }
+    ck_assert_int_eq(atomic_load(&done_count), 2);
+    ck_assert_rc(weft_green_pool_destroy(p), 0);
+}
+END_TEST
+
 /* ---- imap ------------------------------------------------------------- */
 
 static _Atomic int started;
@@ -527,6 +563,7 @@ static Suite *green_pool_suite(void)
     tcase_add_test(c, resize_shrink_and_grow);
     tcase_add_test(c, member_spawn_into_full_pool_runs_inline);
     tcase_add_test(c, failures_are_counted);
+    tcase_add_test(c, waitall_from_os_and_green_threads);
     tcase_add_test(c, imap_keeps_input_order);
     tcase_add_test(c, imap_starts_at_most_size_ahead);
     tcase_add_test(c, imap_timeout_then_end_in_flight);
