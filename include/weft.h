@@ -35,5 +35,6 @@
 #include "weft/sync.h"
 #include "weft/queue.h"
 #include "weft/green.h"
+#include "weft/group.h"
 
 #endif

@@ -112,6 +112,30 @@ START_TEST(green_sleepers_all_wake)
 }
 END_TEST
 
+START_TEST(green_agent_applies_every_update)
+{
+    ck_assert_int_eq(run_example("green_agent 1500 6", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "processed 1500 of 1500 updates (1500 dispatched), "
+                              "0 resources wrong"), "%s", out);
+    ck_assert_msg(strstr(out, "(pool size 6)"), "%s", out);
+    ck_assert_msg(strstr(out, "in network order, every revision current"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "agent: every update applied exactly once"),
+                  "%s", out);
+}
+END_TEST
+
+START_TEST(green_mixed_queue_delivers_everything)
+{
+    ck_assert_int_eq(run_example("green_mixed_queue 5000", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "20000 items from 2 OS and 2 green producers"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "lost 0, duplicated 0, left in queue 0"), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "every item delivered exactly once"), "%s", out);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -126,6 +150,8 @@ static Suite *examples_suite(void)
     tcase_add_test(c, logging_debug_level_from_env);
     tcase_add_test(c, quickstart_from_readme_runs);
     tcase_add_test(c, green_sleepers_all_wake);
+    tcase_add_test(c, green_agent_applies_every_update);
+    tcase_add_test(c, green_mixed_queue_delivers_everything);
     suite_add_tcase(s, c);
     return s;
 }
