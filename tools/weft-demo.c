@@ -32,6 +32,10 @@ static const struct demo demos[] = {
     {"connection_pool", {NULL}, "a bounded semaphore limits a pool of "
                                 "connections"},
     {"logging_threads", {NULL}, "one logger, every line names its thread"},
+    {"green_agent", {NULL}, "the seed's agent: a green pool processes a stream "
+                            "of updates with bounded concurrency"},
+    {"green_mixed_queue", {NULL}, "green threads and OS threads on both sides "
+                                  "of one queue"},
     {"green_sleepers", {"100000", "500", NULL},
      "100,000 green threads sleeping at once, on small guarded stacks"},
 };
