@@ -92,7 +92,14 @@ struct weft__waiter {
     /* For dumps and the deadlock report (written by the waiter itself). */
     const char *wait_what;                /* "lock", "queue get", ... */
     const void *wait_obj;                 /* the primitive waited on */
-    int64_t wait_since;                   /* monotonic ns */
+    int64_t wait_since;                   /* monotonic ns, or 0: recorded
+                                             lazily, where the wait reads
+                                             the clock anyway (a timed
+                                             park; an OS thread about to
+                                             sleep on its futex), so 0 for
+                                             a wait that ended at once or
+                                             a green thread parked without
+                                             a deadline; the waiter's own */
 };
 
 struct weft__wait_entry {
