@@ -140,6 +140,8 @@ struct weft__worker {
     weft_green *runnext;           /* owner only: most recently woken */
     int runnext_streak;            /* owner only */
     weft_green *current;           /* owner only */
+    weft__waiter *os_self;         /* owner only: the worker thread's own
+                                      waiter, restored after each switch */
     uint32_t tick;                 /* owner only */
     uint64_t rand;                 /* owner only */
     bool spinning;                 /* owner only */

@@ -68,11 +68,9 @@ weft__waiter *weft__self_slow(void)
     return weft__tls_self;
 }
 
-void weft__set_self(weft__waiter *w)
+void weft__set_self_os(void)
 {
-    if (w == NULL)
-        w = tls_os_waiter.ops ? &tls_os_waiter : weft__self_slow();
-    weft__tls_self = w;
+    weft__tls_self = tls_os_waiter.ops ? &tls_os_waiter : weft__self_slow();
 }
 
 /* ---- waiters ---------------------------------------------------------- */

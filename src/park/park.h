@@ -127,8 +127,20 @@ static inline weft__waiter *weft__self(void)
 }
 
 /* Install the waiter that weft__self returns on this OS thread (the green
- * scheduler calls this at each switch; NULL restores the OS thread's own). */
-void weft__set_self(weft__waiter *w);
+ * scheduler calls this at each switch; NULL restores the OS thread's own).
+ * Inline: a switch in and out of a green thread sets it twice, and the
+ * scheduler passes the OS thread's own waiter (from weft__self at worker
+ * start) rather than NULL, so neither call leaves this header.  Only for
+ * code that does not migrate between OS threads (the worker's own loop):
+ * the TLS address may be kept across a switch. */
+void weft__set_self_os(void);
+static inline void weft__set_self(weft__waiter *w)
+{
+    if (__builtin_expect(w != 0, 1))
+        weft__tls_self = w;
+    else
+        weft__set_self_os();
+}
 
 /* Initialise a waiter of a given kind (the OS one is made by weft__self). */
 void weft__waiter_init(weft__waiter *w, uint32_t kind,
