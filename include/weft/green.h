@@ -107,7 +107,8 @@ int weft_runtime_shutdown(int64_t deadline);
 /* Green-thread-local data: like weft_tls keys, but per green thread.  A
  * key's destructor runs (in the green thread) on its non-NULL value when
  * the green thread returns.  At most 64 keys; -EAGAIN beyond.  get/set on
- * an OS thread: NULL / -EPERM. */
+ * an OS thread: NULL / -EPERM.  A green thread's slots are allocated at its
+ * first set, which can therefore fail with -ENOMEM. */
 typedef struct weft_green_key {
     int index; /* private */
 } weft_green_key;

@@ -23,7 +23,6 @@
  * is queued (the queue hand-off publishes it) or by the thread itself.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,8 +82,21 @@ static weft_green *galloc(void)
     return &s->g[0];
 }
 
+/* Give back what a life of g allocated besides its stack: a long name's
+ * copy and the locals (already freed at exit unless the thread never ran
+ * to its end). */
+static void release_extras(weft_green *g)
+{
+    if (g->name != NULL && g->name != g->name_buf)
+        free((char *)g->name);
+    g->name = NULL;
+    free(g->locals);
+    g->locals = NULL;
+}
+
 static void gfree(weft_green *g)
 {
+    release_extras(g);
     atomic_store(&g->run_state, WEFT__G_FREE);
     weft__waitq_lock(&pool_lock);
     g->pool_next = pool_free;
@@ -104,8 +116,9 @@ static void run_key_dtors(weft_green *g)
 {
     int n = atomic_load(&nkeys);
 
-    /* As pthreads: a destructor may set values again; a few passes. */
-    for (int pass = 0; pass < 4; pass++) {
+    /* As pthreads: a destructor may set values again; a few passes.  A
+     * value set in the last pass is dropped with the array. */
+    for (int pass = 0; pass < 4 && g->locals != NULL; pass++) {
         bool any = false;
         for (int i = 0; i < n; i++) {
             void *v = g->locals[i];
@@ -118,6 +131,8 @@ static void run_key_dtors(weft_green *g)
         if (!any)
             break;
     }
+    free(g->locals);
+    g->locals = NULL;
 }
 
 static void green_main(void *arg)
@@ -139,6 +154,49 @@ void weft__green_reap(weft_green *g)
     weft__stack_free(&g->stack);
     unref(g);
     weft__sched_live_done();
+}
+
+/* Name g: an explicit name is copied (inline if it fits); the default
+ * "Green-<id>" is written by hand into name_buf.  It is written at spawn,
+ * not at the first weft_green_name, because the stack's overflow report
+ * (stack_guard.c, a signal handler) prints the name and can format
+ * nothing; the hand-written conversion costs ~30 instructions where
+ * snprintf cost ~30% of a whole spawn.  -ENOMEM if a long name cannot be
+ * copied. */
+static int set_name(weft_green *g, const char *name)
+{
+    static const char prefix[] = "Green-";
+    char digits[20];
+    uint64_t v = g->id;
+    int n = 0, at = (int)sizeof prefix - 1;
+
+    if (name != NULL) {
+        size_t len = strnlen(name, 63); /* weft/green.h: 63 bytes kept */
+        char *copy;
+        if (len < sizeof g->name_buf) {
+            memcpy(g->name_buf, name, len);
+            g->name_buf[len] = '\0';
+            g->name = g->name_buf;
+            return 0;
+        }
+        copy = malloc(len + 1);
+        if (copy == NULL)
+            return -ENOMEM;
+        memcpy(copy, name, len);
+        copy[len] = '\0';
+        g->name = copy;
+        return 0;
+    }
+    memcpy(g->name_buf, prefix, sizeof prefix - 1);
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        g->name_buf[at++] = digits[--n];
+    g->name_buf[at] = '\0';
+    g->name = g->name_buf;
+    return 0;
 }
 
 int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
@@ -183,12 +241,12 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
     g->result = 0;
     g->site = site;
     g->switch_why = 0;
-    memset(g->locals, 0, sizeof g->locals);
-    if (opts && opts->name)
-        snprintf(g->name, sizeof g->name, "%s", opts->name);
-    else
-        snprintf(g->name, sizeof g->name, "Green-%llu",
-                 (unsigned long long)g->id);
+    g->locals = NULL;
+    if (set_name(g, opts ? opts->name : NULL) != 0) {
+        weft__stack_free(&g->stack);
+        gfree(g);
+        return -ENOMEM;
+    }
     weft_event_init(&g->done);
     atomic_store(&g->refs, out ? 2 : 1);
     atomic_store(&g->handle, out ? H_OWNED : H_DETACHED);
@@ -309,7 +367,8 @@ void *weft_green_key_get(weft_green_key key)
 {
     weft_green *g = weft_green_current();
 
-    if (g == NULL || key.index < 0 || key.index >= atomic_load(&nkeys))
+    if (g == NULL || key.index < 0 || key.index >= atomic_load(&nkeys) ||
+        g->locals == NULL)
         return NULL;
     return g->locals[key.index];
 }
@@ -322,6 +381,13 @@ int weft_green_key_set(weft_green_key key, void *value)
         return -EPERM;
     if (key.index < 0 || key.index >= atomic_load(&nkeys))
         return -EINVAL;
+    if (g->locals == NULL) {
+        if (value == NULL)
+            return 0; /* unset is already NULL: nothing to allocate */
+        g->locals = calloc(WEFT__GREEN_KEYS, sizeof *g->locals);
+        if (g->locals == NULL)
+            return -ENOMEM;
+    }
     g->locals[key.index] = value;
     return 0;
 }

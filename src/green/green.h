@@ -55,7 +55,9 @@ enum {
     WEFT__SW_EXIT = 3,
 };
 
-#define WEFT__GREEN_NAME_MAX 64
+/* Inline room for a name: "Green-" and a 20-digit id fit, as do most
+ * explicit names; a longer explicit name is copied to the heap. */
+#define WEFT__GREEN_NAME_BUF 32
 #define WEFT__GREEN_KEYS 64
 
 /* A context plus what the sanitizers need to know about it (switch.c). */
@@ -94,9 +96,15 @@ struct weft_green {
     void *arg;
     uint64_t id;                   /* constant while alive */
     const char *site;              /* spawn site, static string */
-    char name[WEFT__GREEN_NAME_MAX];
-    void *locals[WEFT__GREEN_KEYS]; /* the green thread's own */
+    const char *name;              /* name_buf, or a malloc'd copy of an
+                                      explicit name too long for it (freed
+                                      when the struct goes back to the
+                                      pool); constant while alive */
+    void **locals;                 /* WEFT__GREEN_KEYS slots, allocated at
+                                      the first key set (most green threads
+                                      never set one); the thread's own */
     weft_green *pool_next;         /* struct pool link; guarded by its lock */
+    char name_buf[WEFT__GREEN_NAME_BUF]; /* "Green-<id>" or a short name */
 };
 
 /* ---- run queue (runq.c) ----------------------------------------------- */
@@ -132,6 +140,8 @@ struct weft__worker {
     weft_green *runnext;           /* owner only: most recently woken */
     int runnext_streak;            /* owner only */
     weft_green *current;           /* owner only */
+    weft__waiter *os_self;         /* owner only: the worker thread's own
+                                      waiter, restored after each switch */
     uint32_t tick;                 /* owner only */
     uint64_t rand;                 /* owner only */
     bool spinning;                 /* owner only */

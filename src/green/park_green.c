@@ -92,8 +92,10 @@ static void green_block(weft__waiter *w, int64_t deadline)
     if (deadline >= 0)
         weft__timer_add(weft__worker_self(), g, deadline);
     weft__green_switch_out(g, WEFT__SW_PARK);
-    /* Running again, perhaps on another worker. */
-    weft__timer_remove(g);
+    /* Running again, perhaps on another worker.  Only a timed block added
+     * an entry (and every earlier one removed its own). */
+    if (deadline >= 0)
+        weft__timer_remove(g);
 }
 
 static void green_unblock(weft__waiter *w, uint32_t prev)

@@ -92,7 +92,14 @@ struct weft__waiter {
     /* For dumps and the deadlock report (written by the waiter itself). */
     const char *wait_what;                /* "lock", "queue get", ... */
     const void *wait_obj;                 /* the primitive waited on */
-    int64_t wait_since;                   /* monotonic ns */
+    int64_t wait_since;                   /* monotonic ns, or 0: recorded
+                                             lazily, where the wait reads
+                                             the clock anyway (a timed
+                                             park; an OS thread about to
+                                             sleep on its futex), so 0 for
+                                             a wait that ended at once or
+                                             a green thread parked without
+                                             a deadline; the waiter's own */
 };
 
 struct weft__wait_entry {
@@ -120,8 +127,20 @@ static inline weft__waiter *weft__self(void)
 }
 
 /* Install the waiter that weft__self returns on this OS thread (the green
- * scheduler calls this at each switch; NULL restores the OS thread's own). */
-void weft__set_self(weft__waiter *w);
+ * scheduler calls this at each switch; NULL restores the OS thread's own).
+ * Inline: a switch in and out of a green thread sets it twice, and the
+ * scheduler passes the OS thread's own waiter (from weft__self at worker
+ * start) rather than NULL, so neither call leaves this header.  Only for
+ * code that does not migrate between OS threads (the worker's own loop):
+ * the TLS address may be kept across a switch. */
+void weft__set_self_os(void);
+static inline void weft__set_self(weft__waiter *w)
+{
+    if (__builtin_expect(w != 0, 1))
+        weft__tls_self = w;
+    else
+        weft__set_self_os();
+}
 
 /* Initialise a waiter of a given kind (the OS one is made by weft__self). */
 void weft__waiter_init(weft__waiter *w, uint32_t kind,

@@ -6,7 +6,11 @@
  * page and a stack.  A stack is taken, in order of preference, from the
  * class's warm list (freed stacks that kept their pages: reuse costs no page
  * fault, and LIFO order hands back the most recently used, cache-hot stack),
- * its cold list (freed stacks whose pages were given back), its unguarded
+ * its cold list (freed stacks whose pages were given back: beyond the pool
+ * bound a free gives back its stack's pages and, in one go, enough warm
+ * neighbours' to make room for the next frees - an eighth of the bound,
+ * coalesced into one madvise per run of adjacent slots - instead of one
+ * system call per free), its unguarded
  * list (slots whose guard could not be installed yet), the current chunk's
  * never-used slots, or a new chunk.  A slot's guard is installed the first
  * time the slot is handed out, outside the lock.
@@ -66,6 +70,7 @@ enum { FRESH, IN_USE, WARM, COLD, UNGUARDED, RELEASING };
 
 #define CHUNK_TARGET_BYTES ((size_t)16 << 20)
 #define CHUNK_MAX_SLOTS 256u
+#define BATCH 256u /* stacks given back at most by one free past the bound */
 #define TABLE_MAX 65536u /* chunks; each is at least one of the kernel's
                             65,530 default mappings anyway */
 
@@ -326,16 +331,71 @@ int weft__stack_alloc(weft__stack *s, size_t size)
     return 0;
 }
 
-/* Give a released slot's pages back, then pool it as cold. */
-static void release_cold(struct weft__stack_slot *sl, char *lo, size_t size)
+/* Order slots by address, for coalescing. */
+static int by_address(const void *a, const void *b)
 {
-    (void)madvise(lo, size, MADV_DONTNEED);
+    uintptr_t x = (uintptr_t)*(struct weft__stack_slot *const *)a;
+    uintptr_t y = (uintptr_t)*(struct weft__stack_slot *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* Give the pages of n RELEASING slots of one class back, then pool them as
+ * cold.  Called without the lock.  Slots next to each other in one chunk
+ * are given back with one madvise over the run, guard pages between them
+ * included: MADV_DONTNEED leaves guard markers (MADV_GUARD_INSTALL) in
+ * place and is harmless on a PROT_NONE guard, and no slot of the run is in
+ * use.  (Slot structs lie in their chunk's array in address order, so
+ * sorting the pointers sorts the stacks.) */
+static void release_cold(struct weft__stack_slot **batch, size_t n)
+{
+    qsort(batch, n, sizeof *batch, by_address);
+    for (size_t i = 0; i < n;) {
+        struct chunk *c = batch[i]->chunk;
+        size_t j = i + 1;
+        while (j < n && batch[j] == batch[j - 1] + 1)
+            j++; /* same chunk: slots[] is one array */
+        char *lo = slot_lo(batch[i]);
+        char *hi = slot_lo(batch[j - 1]) + c->size;
+        (void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+        i = j;
+    }
     pool_lock();
-    WEFT_ASSERT(sl->state == RELEASING);
-    push(&sl->chunk->cls->cold, sl, COLD);
-    stats.in_use--;
-    stats.pooled++;
+    for (size_t i = 0; i < n; i++) {
+        WEFT_ASSERT(batch[i]->state == RELEASING);
+        push(&batch[i]->chunk->cls->cold, batch[i], COLD);
+        stats.in_use--;
+        stats.pooled++;
+    }
     pool_unlock();
+}
+
+/* Lock held; released here.  sl (of class k) does not fit under the pool
+ * bound: give its pages back, and with them those of enough of k's warm
+ * stacks to bring warm_bytes down by an eighth of the bound (at most BATCH
+ * stacks), so that the next frees fit again and a burst of frees past the
+ * bound makes one system call per run of adjacent stacks rather than one
+ * per free.  The warm stacks taken are the most recently freed (the head of
+ * the LIFO list), which in a burst are neighbours of sl.  A bound below 8
+ * stacks releases sl alone, as before batching. */
+static void release_batch(struct sclass *k, struct weft__stack_slot *sl)
+{
+    struct weft__stack_slot *batch[BATCH];
+    size_t n = 0, low = pool_limit - pool_limit / 8;
+    struct weft__stack_slot *w;
+
+    sl->state = RELEASING;
+    batch[n++] = sl;
+    while (n < BATCH && pool_limit / 8 >= k->size && warm_bytes > low &&
+           (w = pop(&k->warm)) != NULL) {
+        w->state = RELEASING;
+        warm_bytes -= k->size;
+        stats.pooled_warm--;
+        stats.pooled--;
+        stats.in_use++; /* RELEASING counts as in use until pooled */
+        batch[n++] = w;
+    }
+    pool_unlock();
+    release_cold(batch, n);
 }
 
 void weft__stack_free(weft__stack *s)
@@ -370,9 +430,7 @@ void weft__stack_free(weft__stack *s)
         pool_unlock();
         return;
     }
-    sl->state = RELEASING;
-    pool_unlock();
-    release_cold(sl, lo, size);
+    release_batch(k, sl);
 }
 
 void weft__stack_set_owner(weft__stack *s, const char *name,

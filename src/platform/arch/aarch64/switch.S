@@ -40,13 +40,18 @@
  *  - x18 is the platform register; Linux treats it as a caller-saved
  *    temporary, so it is not saved (x0-x17 and the rest of v0-v31 are
  *    caller-saved too: the C caller has already spilled what it needs).
- *  - The switch returns with `ret` (through x30), so the return address is
- *    just a saved register; a made context's x30 is the trampoline.
+ *  - The switch resumes with `br x30`, not `ret`: the return address is
+ *    just a saved register (a made context's x30 is the trampoline), and
+ *    `ret` would be predicted from the return stack, whose top is the
+ *    caller on the stack we are leaving, so it would mispredict on every
+ *    switch; `br` is predicted by the branch's own history, as x86-64's
+ *    `jmp *%rcx` is (Boost.Context's jump_fcontext also ends in `br`).
  *  - FPCR/FPSR are not switched (DESIGN.md lists only d8-d15): the rounding
  *    mode is per OS thread on aarch64, not per context.
- *  - BTI/PAC.  Nothing here is the target of an indirect branch (`ret` is
- *    not checked by BTI), and the object carries no GNU property note, so a
- *    linked program never claims BTI (and the loader does not enforce it).
+ *  - BTI/PAC.  The switch's `br x30` lands on return addresses and the
+ *    trampoline, which carry no BTI landing pad, so BTI is NOT supported:
+ *    the object carries no GNU property note, so a linked program never
+ *    claims BTI (and the loader does not enforce it).
  *    PAC return signing in C callers is unaffected: x30 holds the plain
  *    return address at the `bl` into the switch and is restored bit for
  *    bit.  .note.GNU-stack keeps the stack non-executable.
@@ -92,7 +97,7 @@ weft__context_switch:
         ldp     d14, d15, [sp, #WEFT_CTX_D14]
         add     sp, sp, #WEFT_CTX_FRAME_SIZE
         .cfi_adjust_cfa_offset -WEFT_CTX_FRAME_SIZE
-        ret
+        br      x30                     /* not `ret`: see the header */
         .cfi_endproc
         .size   weft__context_switch, .-weft__context_switch
 
@@ -100,7 +105,7 @@ weft__context_switch:
  *                         size_t size [x2], void (*fn)(void *) [x3],
  *                         void *arg [x4])
  * top = (lo + size) & ~15; the frame is [top - 160, top), so the first
- * switch leaves sp = top, 16-aligned, when it `ret`s into the trampoline. */
+ * switch leaves sp = top, 16-aligned, when it branches to the trampoline. */
         .globl  weft__context_make
         .type   weft__context_make, %function
         .p2align 4
@@ -125,7 +130,7 @@ weft__context_make:
         .cfi_endproc
         .size   weft__context_make, .-weft__context_make
 
-/* Entered by the first switch's `ret` with x19 = fn, x20 = arg,
+/* Entered by the first switch's `br` with x19 = fn, x20 = arg,
  * sp % 16 == 0, x29 = 0.  Calls fn(arg); fn must never return, so a return
  * is a bug in the caller of weft__context_make: panic with a message. */
         .type   weft__context_trampoline, %function
