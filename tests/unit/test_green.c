@@ -344,8 +344,15 @@ static int light_task(void *p)
     int id = weft__green_worker_id();
     ck_assert(id == 0 || id == 1);
     atomic_fetch_add(&ran_on[id], 1);
-    for (volatile int i = 0; i < 2000; i++)
-        ;
+    /* A task on the spawner's worker holds that worker (without yielding)
+     * until a task has run on the other one, so the only way the rest can
+     * run is by being stolen.  The deadline only bounds a failing test; on
+     * a loaded machine the idle worker may take a while to get a CPU. */
+    if (id == spawner_on) {
+        int64_t end = weft_now() + 10 * WEFT_NSEC_PER_SEC;
+        while (atomic_load(&ran_on[1 - id]) == 0 && weft_now() < end)
+            ;
+    }
     return 0;
 }
 
