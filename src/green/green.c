@@ -230,9 +230,7 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
         return rc;
     }
     /* Reset the waiter for its new life; kind, ops and owner stay. */
-    atomic_store(&g->waiter.state, WEFT__W_IDLE);
-    atomic_store(&g->waiter.claim, NULL);
-    atomic_store(&g->waiter.cancel, 0);
+    weft__waiter_reset(&g->waiter);
     atomic_store(&g->timer_worker, NULL);
     g->heap_idx = -1;
     g->id = atomic_fetch_add(&next_id, 1);

@@ -21,9 +21,13 @@
 #include "../platform/platform.h"
 
 /* Claim markers that are not entries. */
-static char claim_timeout_marker, claim_cancel_marker;
+static char claim_timeout_marker, claim_cancel_marker, claim_idle_marker;
 #define CLAIM_TIMEOUT ((void *)&claim_timeout_marker)
 #define CLAIM_CANCEL ((void *)&claim_cancel_marker)
+/* claim is NULL only while a wait is armed: a waiter that never waited holds
+ * this marker, one whose wait ended holds whatever ended it.  So a claimer's
+ * CAS from NULL can only succeed after prepare stored state = WAITING. */
+#define CLAIM_IDLE ((void *)&claim_idle_marker)
 
 
 /* ---- the OS-thread backend -------------------------------------------- */
@@ -79,7 +83,7 @@ void weft__waiter_init(weft__waiter *w, uint32_t kind,
                        const struct weft__park_ops *ops, void *owner)
 {
     atomic_init(&w->state, WEFT__W_IDLE);
-    atomic_init(&w->claim, NULL);
+    atomic_init(&w->claim, CLAIM_IDLE);
     atomic_init(&w->cancel, 0);
     w->kind = kind;
     w->ops = ops;
@@ -87,6 +91,13 @@ void weft__waiter_init(weft__waiter *w, uint32_t kind,
     w->wait_what = NULL;
     w->wait_obj = NULL;
     w->wait_since = 0;
+}
+
+void weft__waiter_reset(weft__waiter *w)
+{
+    atomic_store(&w->state, WEFT__W_IDLE);
+    atomic_store(&w->claim, CLAIM_IDLE);
+    atomic_store(&w->cancel, 0);
 }
 
 void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
@@ -187,7 +198,8 @@ int weft__wait_abandon(weft__waiter *w)
 weft__wait_entry *weft__woken_by(weft__waiter *w)
 {
     void *c = atomic_load_explicit(&w->claim, memory_order_acquire);
-    return (c == CLAIM_CANCEL || c == CLAIM_TIMEOUT) ? NULL : c;
+    return (c == CLAIM_CANCEL || c == CLAIM_TIMEOUT || c == CLAIM_IDLE) ? NULL
+                                                                      : c;
 }
 
 void weft__waiter_cancel(weft__waiter *w)

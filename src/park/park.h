@@ -146,6 +146,10 @@ static inline void weft__set_self(weft__waiter *w)
 void weft__waiter_init(weft__waiter *w, uint32_t kind,
                        const struct weft__park_ops *ops, void *owner);
 
+/* Reset a waiter for reuse (a recycled green thread): not waiting, not
+ * cancelled, claim at its idle marker.  Nobody may be claiming it. */
+void weft__waiter_reset(weft__waiter *w);
+
 /* Arm w for a new wait: claim = NULL, state = WAITING.  Must come before the
  * first weft__waitq_push of this wait. */
 void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj);

@@ -370,6 +370,40 @@ START_TEST(huge_spin_budget_from_env_is_capped)
 }
 END_TEST
 
+/* A cancel aimed at a thread's very first wait, racing its prepare: the
+ * wait must end in -ECANCELED, never in a "woken" 0 that nobody sent (the
+ * claim of a waiter that never waited must not look like an armed wait's). */
+struct first_wait {
+    _Atomic(weft__waiter *) who;
+    int rc;
+};
+
+static int first_wait_waiter(void *p)
+{
+    struct first_wait *f = p;
+    weft__waiter *w = weft__self();
+    atomic_store(&f->who, w);
+    weft__wait_prepare(w, "test", NULL);
+    f->rc = weft__park(w, weft_deadline_in(MS(10000)));
+    return 0;
+}
+
+START_TEST(cancel_racing_first_wait_is_ecanceled)
+{
+    for (int i = 0; i < 300; i++) {
+        struct first_wait f = {NULL, 1};
+        tt *t = tt_start(first_wait_waiter, &f);
+        weft__waiter *w;
+        while ((w = atomic_load(&f.who)) == NULL)
+            ;
+        weft__waiter_cancel(w);
+        tt_join(t);
+        ck_assert_msg(f.rc == -ECANCELED, "round %d: park returned %d", i,
+                      f.rc);
+    }
+}
+END_TEST
+
 static Suite *park_suite(void)
 {
     Suite *s = suite_create("park");
@@ -394,6 +428,7 @@ static Suite *park_suite(void)
     tcase_set_tags(race, "race");
     tcase_add_test(race, timeouts_racing_wakes_lose_nothing);
     tcase_add_test(race, cancel_racing_next_wait_never_hangs);
+    tcase_add_test(race, cancel_racing_first_wait_is_ecanceled);
     suite_add_tcase(s, race);
     TCase *env = tcase_create("spin-env");
     tcase_set_tags(env, "reexec"); /* re-executes itself: not under Valgrind */
