@@ -84,23 +84,11 @@ static void unlock(const weft_queue *q)
 /* Park the caller on wq (one of q's queues) with e.  Called with the guard
  * held.  Returns 0 when woken (guard NOT held; e->result is the waker's
  * verdict), or -ETIMEDOUT/-ECANCELED with the guard held and e unlinked.
- * The same as weft__wait_on, except that the guard is q's lock rather than
- * wq's own. */
+ * The guard is q's lock (the getters queue's), not wq's own. */
 static int wait_in(weft_queue *q, weft__waitq *wq, weft__wait_entry *e,
                    int64_t deadline, const char *what)
 {
-    weft__waiter *w = weft__self();
-    int rc;
-
-    weft__wait_prepare(w, what, q);
-    weft__waitq_push(wq, e, w);
-    unlock(q);
-    rc = weft__park(w, deadline);
-    if (rc != 0) {
-        lock(q);
-        weft__waitq_remove(wq, e);
-    }
-    return rc;
+    return weft__wait_on_under(&q->getters, wq, e, false, deadline, what, q);
 }
 
 /* ---- create / destroy ------------------------------------------------- */
