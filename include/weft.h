@@ -36,5 +36,7 @@
 #include "weft/queue.h"
 #include "weft/green.h"
 #include "weft/group.h"
+#include "weft/io.h"
+#include "weft/debug.h"
 
 #endif
