@@ -38,5 +38,6 @@
 #include "weft/group.h"
 #include "weft/io.h"
 #include "weft/debug.h"
+#include "weft/signal.h"
 
 #endif

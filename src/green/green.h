@@ -174,6 +174,10 @@ void weft__sched_spawned(weft_green *g);
 /* g became RUNNABLE through a wake-up: push it (runnext on a worker, else
  * the global queue) and wake a worker if needed. */
 void weft__sched_ready(weft_green *g);
+/* A waiter that only the poller can wake has appeared outside a worker
+ * (an OS thread waiting for a signal): make sure an idle worker watches
+ * the poller.  Any thread. */
+void weft__sched_need_poller(void);
 /* Called by green.c: one more / one fewer green thread alive. */
 void weft__sched_live_add(void);
 void weft__sched_live_done(void);

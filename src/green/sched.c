@@ -201,6 +201,15 @@ static void wakep(void)
         weft__poller_interrupt();
 }
 
+void weft__sched_need_poller(void)
+{
+    /* A worker woken as a spinner finds no work and, going idle again,
+     * sees that someone waits on the poller and blocks in it; a busy
+     * worker collects events every BUSY_POLL_NS anyway. */
+    if (atomic_load(&S.nworkers) != 0 && !atomic_load(&S.poll_blocked))
+        wakep();
+}
+
 static void stop_spinning(weft__worker *w, bool found)
 {
     if (!w->spinning)

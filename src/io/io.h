@@ -32,6 +32,11 @@ int weft__io_ready(const weft__io_snap *s, int events);
 /* send(2) on s's descriptor said ENOTSOCK: remember it. */
 void weft__io_mark_notsock(const weft__io_snap *s);
 
+/* Make fd an internal descriptor of weft's: whoever collects its events
+ * calls hook (which must consume its readiness, e.g. drain a pipe) instead
+ * of waking waiters.  0 or a negative errno code. */
+int weft__io_set_hook(int fd, void (*hook)(void));
+
 /* fd leaves weft: waiters get -EBADF, later events are dropped.  0 or
  * -EBADF for a negative fd. */
 int weft__io_forget(int fd);

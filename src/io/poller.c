@@ -72,6 +72,9 @@ struct weft__pfd {
     _Atomic uint32_t wseq;
     _Atomic uint32_t notsock;   /* 1: send(2) said ENOTSOCK; reset by
                                    forget */
+    void (*_Atomic hook)(void); /* an internal descriptor's handler (the
+                                   signal pipe): called on its events
+                                   instead of waking waiters */
 } __attribute__((aligned(64)));
 
 static _Atomic(weft__pfd *) table[NCHUNKS];
@@ -283,6 +286,21 @@ int weft__io_wait(const weft__io_snap *s, int events, int64_t deadline)
     return by->result;
 }
 
+int weft__io_set_hook(int fd, void (*hook)(void))
+{
+    weft__io_snap s;
+    int rc = weft__io_prepare(fd, &s);
+
+    if (rc == 0)
+        atomic_store_explicit(&s.p->hook, hook, memory_order_release);
+    return rc;
+}
+
+void weft__poller_waiter_add(long d)
+{
+    atomic_fetch_add(&nwaiters, d);
+}
+
 int weft__io_forget(int fd)
 {
     weft__pfd *p = entry(fd, false);
@@ -298,6 +316,7 @@ int weft__io_forget(int fd)
             weft__pollset_del(fd);
         atomic_store(&p->state, UNREG);
         atomic_store(&p->notsock, 0);
+        atomic_store(&p->hook, NULL);
     }
     (void)weft__wake_all(&p->rq, -EBADF);
     (void)weft__wake_all(&p->wq, -EBADF);
@@ -323,8 +342,14 @@ static void dispatch(const weft__pollev *ev)
     bool rd = ev->events & (WEFT__PE_IN | WEFT__PE_ERR);
     bool wr = ev->events & (WEFT__PE_OUT | WEFT__PE_ERR);
 
+    void (*hook)(void);
+
     if (p == NULL || atomic_load(&p->gen) != (uint32_t)(ev->token >> 32))
         return; /* an edge of a descriptor closed since */
+    if ((hook = atomic_load_explicit(&p->hook, memory_order_acquire))) {
+        hook();
+        return;
+    }
     if (rd)
         atomic_fetch_add(&p->rseq, 1);
     if (wr)

@@ -10,6 +10,11 @@
  * check: a green thread waiting for I/O can be woken from outside). */
 long weft__poller_waiters(void);
 
+/* Count d more (or fewer) waiters that only the poller can wake, other
+ * than those parked on descriptors (a signal waiter): while any exists,
+ * idle workers keep watching the poller. */
+void weft__poller_waiter_add(long d);
+
 /* Whether anyone waits for readiness, i.e. whether collecting events can
  * make a green thread runnable.  A relaxed read: callers poll again later
  * anyway. */

@@ -11,9 +11,46 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#endif
+
+/* ThreadSanitizer defers a signal that arrives outside a call it
+ * intercepts until the thread's next intercepted call, and the raw futex
+ * system call is not one: a thread woken by a signal here and going back
+ * to sleep would never run the handler (a watched SIGINT would never be
+ * counted).  Making any intercepted call runs it; this one only reads the
+ * signal mask. */
+void weft__tsan_deliver_signals(void)
+{
+#ifdef WEFT_TSAN
+    sigset_t s;
+    (void)pthread_sigmask(SIG_BLOCK, NULL, &s);
+#endif
+}
+
+/* ThreadSanitizer runs a deferred handler only when a call it intercepts
+ * returns, and with SA_RESTART the kernel silently restarts the raw futex
+ * wait the signal interrupted: the handler would never run.  So under it,
+ * weft's handlers leave SA_RESTART out, and weft's own waits retry EINTR
+ * themselves (they all do). */
+int weft__sa_restart(void)
+{
+#ifdef WEFT_TSAN
+    return 0;
+#else
+    return SA_RESTART;
+#endif
+}
 
 int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected,
                      int64_t deadline)
@@ -36,6 +73,7 @@ int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected,
     case ETIMEDOUT:
         return -ETIMEDOUT;
     case EINTR:
+        weft__tsan_deliver_signals();
         return -EINTR;
     default:
         return 0; /* treat as spurious; the caller re-checks */

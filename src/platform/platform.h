@@ -17,6 +17,14 @@
 int weft__futex_wait(_Atomic uint32_t *addr, uint32_t expected,
                      int64_t deadline);
 
+/* After a system call returned EINTR: let ThreadSanitizer run a signal
+ * handler it deferred (futex.c says why); nothing in other builds. */
+void weft__tsan_deliver_signals(void);
+
+/* The SA_RESTART flag for weft's signal handlers: SA_RESTART, or 0 under
+ * ThreadSanitizer (futex.c says why). */
+int weft__sa_restart(void);
+
 /* Wake up to n sleepers on addr (INT32_MAX: all).  Returns how many. */
 int weft__futex_wake(_Atomic uint32_t *addr, int n);
 

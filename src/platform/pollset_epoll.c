@@ -111,8 +111,12 @@ int weft__pollset_wait(weft__pollev *ev, int max, int64_t deadline)
     if (max > BATCH)
         max = BATCH;
     n = wait_until(e, max, deadline);
-    if (n < 0)
-        return errno == EINTR ? 0 : -errno;
+    if (n < 0) {
+        if (errno != EINTR)
+            return -errno;
+        weft__tsan_deliver_signals();
+        return 0;
+    }
     for (int i = 0; i < n; i++) {
         if (e[i].data.u64 == INTERRUPT_TOKEN) {
             /* Only a blocking wait consumes an interrupt: one taken by a
