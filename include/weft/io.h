@@ -73,8 +73,13 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
                  int64_t deadline);
 
-/* Close fd: parked operations on it end with -EBADF, it leaves the poller,
- * then close(2).  0 or a negative errno code from close(2). */
+/* Close fd: later operations on it fail with -EBADF, parked ones end with
+ * -EBADF, it leaves the poller, system calls on it already in flight in
+ * other threads are waited for (they do not block: a few microseconds; a
+ * read of a regular file takes what it takes), and only then close(2), so
+ * no operation can reach the next descriptor that takes its number.  0 or
+ * a negative errno code (-EBADF for a descriptor being closed already).
+ * An OS thread blocked waiting on fd (in poll) is not woken by it. */
 int weft_close(int fd);
 /* Forget fd without closing it (the caller will close it some other way).
  * Parked operations on it end with -EBADF.  0, or -EBADF if fd < 0. */

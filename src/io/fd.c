@@ -100,6 +100,7 @@ static ssize_t run(int fd, enum op op, struct args *a, int64_t deadline)
         if (rc != 0)
             return rc;
         n = attempt(op, &s, a);
+        weft__io_release(&s);
         if (n >= 0 || (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR))
             return n;
         if (n == -EINTR)
@@ -125,6 +126,7 @@ int weft_fd_wait(int fd, int events, int64_t deadline)
     /* Edge-triggered: there is no edge to wait for if the descriptor is
      * ready already, so ask the kernel first. */
     rc = weft__io_ready(&s, events);
+    weft__io_release(&s);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
     return weft__io_wait(&s, events, deadline);
@@ -212,23 +214,24 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
     rc = weft__io_prepare(fd, &s);
     if (rc != 0)
         return rc;
-    if (connect(fd, addr, addrlen) == 0)
-        return 0;
-    if (errno != EINPROGRESS && errno != EINTR)
-        return -errno;
+    rc = connect(fd, addr, addrlen) == 0 ? 0 : -errno;
+    weft__io_release(&s);
+    if (rc != -EINPROGRESS && rc != -EINTR)
+        return rc;
     /* In progress: the socket turns writable when it is done, either way.
      * A non-blocking connect interrupted by a signal goes on in the
      * background too. */
     for (;;) {
+        rc = weft__io_prepare(fd, &s);
+        if (rc != 0)
+            return rc;
         rc = weft__io_ready(&s, WEFT_WRITABLE);
+        weft__io_release(&s);
         if (rc < 0)
             return rc;
         if (rc > 0)
             break;
         rc = weft__io_wait(&s, WEFT_WRITABLE, deadline);
-        if (rc != 0)
-            return rc;
-        rc = weft__io_prepare(fd, &s);
         if (rc != 0)
             return rc;
     }
@@ -239,11 +242,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
 
 int weft_close(int fd)
 {
-    int rc = weft__io_forget(fd);
-
-    if (rc != 0)
-        return rc;
-    return close(fd) == 0 ? 0 : -errno;
+    return weft__io_close(fd);
 }
 
 int weft_fd_forget(int fd)

@@ -16,9 +16,12 @@ typedef struct weft__io_snap {
     uint32_t notsock;   /* known not to be a socket: use write(2) */
 } weft__io_snap;
 
-/* Get fd ready for weft's I/O (O_NONBLOCK, in the pollset; once) and take
- * a snapshot.  0, -EBADF, or another negative errno code. */
+/* Get fd ready for weft's I/O (O_NONBLOCK, in the pollset; once), take a
+ * snapshot, and hold a reference for the system call to come, which
+ * weft__io_release drops right after it (never hold one across a wait).
+ * 0, -EBADF (closing or not open), or another negative errno code. */
 int weft__io_prepare(int fd, weft__io_snap *s);
+void weft__io_release(const weft__io_snap *s);
 
 /* After the system call said EAGAIN: wait for an edge in events
  * (WEFT_READABLE/WEFT_WRITABLE) since s.  0 (try again), -ETIMEDOUT,
@@ -40,6 +43,10 @@ int weft__io_set_hook(int fd, void (*hook)(void));
 /* fd leaves weft: waiters get -EBADF, later events are dropped.  0 or
  * -EBADF for a negative fd. */
 int weft__io_forget(int fd);
+
+/* weft_close: new calls fail with -EBADF, parked ones are woken with it,
+ * calls in flight are waited for, then close(2).  Its result. */
+int weft__io_close(int fd);
 
 /* fd was just created by weft (accept, socket): forget any state left by
  * an earlier descriptor of the same number closed behind weft's back. */

@@ -25,6 +25,13 @@
  * the guard to wake.  So either the waiter sees the new count and retries,
  * or it is queued before the collector looks at the queue.
  *
+ * Closing.  A system call on a descriptor runs under a reference taken in
+ * weft__io_prepare; weft_close sets CLOSING in the same word (new calls
+ * fail with -EBADF), wakes the parked waiters, waits on that word for the
+ * calls in flight to end, and only then calls close(2): a call can never
+ * reach another descriptor that took the number (Go's fdMutex does this
+ * job).  References are never held across a wait.
+ *
  * Reuse of descriptor numbers.  weft_close and weft_fd_forget bump the
  * entry's generation, take the descriptor out of the pollset and wake its
  * waiters with -EBADF.  The token registered with the pollset carries the
@@ -46,6 +53,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "io/io.h"
 #include "io/poller.h"
@@ -75,7 +83,11 @@ struct weft__pfd {
     void (*_Atomic hook)(void); /* an internal descriptor's handler (the
                                    signal pipe): called on its events
                                    instead of waking waiters */
+    _Atomic uint32_t refs;      /* system calls in flight, and CLOSING:
+                                   a futex word for weft_close */
 } __attribute__((aligned(64)));
+
+#define CLOSING 0x80000000u
 
 static _Atomic(weft__pfd *) table[NCHUNKS];
 static _Atomic long nwaiters;     /* green threads parked on entries */
@@ -154,25 +166,44 @@ static int register_locked(weft__pfd *p, int fd)
 int weft__io_prepare(int fd, weft__io_snap *s)
 {
     weft__pfd *p = entry(fd, true);
+    uint32_t r;
     int rc = 0;
 
     if (p == NULL)
         return fd < 0 || fd >= MAX_FD ? -EBADF : -ENOMEM;
+    /* A reference for the system call to come: weft_close waits for the
+     * calls in flight before close(2), so that none of them can reach a
+     * descriptor that took the number meanwhile. */
+    r = atomic_load_explicit(&p->refs, memory_order_relaxed);
+    do {
+        if (r & CLOSING)
+            return -EBADF;
+    } while (!atomic_compare_exchange_weak(&p->refs, &r, r + 1));
     if (WEFT_UNLIKELY(atomic_load_explicit(&p->state, memory_order_acquire)
                       == UNREG)) {
         weft__waitq_lock(&p->rq);
         rc = register_locked(p, fd);
         weft__waitq_unlock(&p->rq);
-        if (rc != 0)
-            return rc;
     }
     s->p = p;
     s->fd = fd;
+    if (rc != 0) {
+        weft__io_release(s);
+        return rc;
+    }
     s->gen = atomic_load(&p->gen);
     s->rseq = atomic_load(&p->rseq);
     s->wseq = atomic_load(&p->wseq);
     s->notsock = atomic_load_explicit(&p->notsock, memory_order_relaxed);
     return 0;
+}
+
+void weft__io_release(const weft__io_snap *s)
+{
+    uint32_t r = atomic_fetch_sub(&s->p->refs, 1);
+
+    if ((r & CLOSING) && (r & ~CLOSING) == 1)
+        (void)weft__futex_wake(&s->p->refs, 1); /* the closer waits */
 }
 
 void weft__io_mark_notsock(const weft__io_snap *s)
@@ -291,14 +322,31 @@ int weft__io_set_hook(int fd, void (*hook)(void))
     weft__io_snap s;
     int rc = weft__io_prepare(fd, &s);
 
-    if (rc == 0)
+    if (rc == 0) {
         atomic_store_explicit(&s.p->hook, hook, memory_order_release);
+        weft__io_release(&s);
+    }
     return rc;
 }
 
 void weft__poller_waiter_add(long d)
 {
     atomic_fetch_add(&nwaiters, d);
+}
+
+/* Leave the poller and wake the waiters with -EBADF.  Guard held. */
+static void detach_locked(weft__pfd *p, int fd)
+{
+    if (atomic_load(&p->state) != UNREG) {
+        atomic_fetch_add(&p->gen, 1);
+        if (atomic_load(&p->state) == POLLED)
+            weft__pollset_del(fd);
+        atomic_store(&p->state, UNREG);
+        atomic_store(&p->notsock, 0);
+        atomic_store(&p->hook, NULL);
+    }
+    (void)weft__wake_all(&p->rq, -EBADF);
+    (void)weft__wake_all(&p->wq, -EBADF);
 }
 
 int weft__io_forget(int fd)
@@ -310,18 +358,35 @@ int weft__io_forget(int fd)
     if (p == NULL)
         return 0;
     weft__waitq_lock(&p->rq);
-    if (atomic_load(&p->state) != UNREG) {
-        atomic_fetch_add(&p->gen, 1);
-        if (atomic_load(&p->state) == POLLED)
-            weft__pollset_del(fd);
-        atomic_store(&p->state, UNREG);
-        atomic_store(&p->notsock, 0);
-        atomic_store(&p->hook, NULL);
-    }
-    (void)weft__wake_all(&p->rq, -EBADF);
-    (void)weft__wake_all(&p->wq, -EBADF);
+    detach_locked(p, fd);
     weft__waitq_unlock(&p->rq);
     return 0;
+}
+
+int weft__io_close(int fd)
+{
+    weft__pfd *p = entry(fd, false);
+    uint32_t r;
+
+    if (fd < 0)
+        return -EBADF;
+    if (p != NULL) {
+        /* New calls now fail with -EBADF; parked ones are woken. */
+        r = atomic_fetch_or(&p->refs, CLOSING);
+        if (r & CLOSING)
+            return -EBADF; /* closed by someone else right now */
+        weft__waitq_lock(&p->rq);
+        detach_locked(p, fd);
+        weft__waitq_unlock(&p->rq);
+        /* Calls in flight are non-blocking system calls (or a read of a
+         * regular file): wait for them, on the futex word, briefly. */
+        while ((r = atomic_load(&p->refs)) != CLOSING)
+            (void)weft__futex_wait(&p->refs, r, WEFT_FOREVER);
+        /* The entry is ready for the descriptor that will take the number
+         * once close(2) returns. */
+        atomic_store(&p->refs, 0);
+    }
+    return close(fd) == 0 ? 0 : -errno;
 }
 
 void weft__io_fresh(int fd)
