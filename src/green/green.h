@@ -155,6 +155,9 @@ struct weft__worker {
     _Atomic uint32_t in_poll;      /* 1 while blocked in the poller instead
                                       of on sleep_word (sched.c) */
     int64_t polled_at;             /* owner only: last non-blocking poll */
+    bool collecting;               /* owner only: in a poll's dispatch */
+    int readied;                   /* owner only: green threads it made
+                                      runnable */
     bool idle;                     /* guarded by the sched lock */
     bool credit;                   /* guarded by the sched lock: woken as
                                       a spinner by wakep */

@@ -14,7 +14,8 @@
  *      wake each other forever do not starve the ring;
  *   3. its ring (runq.c), FIFO; then runnext;
  *   4. the global queue (a batch: its fair share, into the ring);
- *   5. stealing half of another worker's ring, for up to SPIN_NS;
+ *   5. stealing half of another worker's ring, for up to SPIN_NS (less
+ *      while green threads wait for I/O: SPIN_IO_NS);
  *   6. sleep on its futex word until woken or its earliest timer is due.
  * The global queue takes what OS threads spawn or wake and a full ring's
  * overflow; it is a linked list under the sched lock with an atomic length
@@ -63,6 +64,10 @@
 #define GLOBAL_EVERY 61
 #define RUNNEXT_STREAK 3
 #define SPIN_NS 20000
+/* While green threads wait for I/O, an idle worker is about to block in
+ * the poller, where readiness reaches it directly: spinning longer only
+ * burns the CPU the peers of those sockets need. */
+#define SPIN_IO_NS 3000
 #define MAX_WORKERS 1024
 #define BUSY_POLL_NS 50000 /* a busy worker collects I/O events this often */
 
@@ -256,6 +261,10 @@ void weft__sched_ready(weft_green *g)
         if (w->runnext != NULL)
             push_local(w, w->runnext);
         w->runnext = g;
+        if (w->collecting) {
+            w->readied++; /* poll() decides whom to wake, once */
+            return;
+        }
     }
     wakep();
 }
@@ -317,7 +326,7 @@ static weft_green *spin(weft__worker *w)
         if ((round & 15) == 0) {
             int64_t now = weft__clock_now();
             if (until == 0)
-                until = now + SPIN_NS;
+                until = now + (weft__poller_wanted() ? SPIN_IO_NS : SPIN_NS);
             else if (now >= until)
                 break;
             if (atomic_load(&w->tnext) <= now)
@@ -327,6 +336,26 @@ static weft_green *spin(weft__worker *w)
     }
     stop_spinning(w, false);
     return NULL;
+}
+
+/* Collect I/O events on w until deadline (WEFT_NOW: without waiting).
+ * The green threads they wake go to w's own queues, and w runs the first
+ * itself: only if there are more does it wake another worker (once; that
+ * one wakes the next if it finds work), so that a single connection's
+ * request does not cost a second worker's wake-up and spin (Go's
+ * injectglist does the same).  Whether any green thread became runnable. */
+static bool poll(weft__worker *w, int64_t deadline)
+{
+    int n;
+
+    w->collecting = true;
+    w->readied = 0;
+    (void)weft__poller_poll(deadline);
+    w->collecting = false;
+    n = w->readied;
+    if (n > 1)
+        wakep();
+    return n > 0;
 }
 
 /* The idle worker that watches the poller: block in it until an event, a
@@ -340,8 +369,8 @@ static void poll_sleep(weft__worker *w, int64_t deadline)
     while (atomic_load(&w->sleep_word) == 1 && !atomic_load(&S.stopping)) {
         if (deadline >= 0 && weft__clock_now() >= deadline)
             break;
-        if (weft__poller_poll(deadline) > 0)
-            break; /* green threads may have become runnable here */
+        if (poll(w, deadline))
+            break; /* green threads became runnable here */
     }
     atomic_store(&w->in_poll, 0);
 }
@@ -352,7 +381,7 @@ static bool poll_now(weft__worker *w)
     if (!weft__poller_wanted())
         return false;
     w->polled_at = weft__clock_now();
-    return weft__poller_poll(WEFT_NOW) > 0;
+    return poll(w, WEFT_NOW);
 }
 
 static void idle_sleep(weft__worker *w)
