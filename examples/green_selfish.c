@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 {
     long ms = argc > 1 ? strtol(argv[1], NULL, 10) : 1000;
     weft_green *g[N];
-    char name[16];
+    char name[24];
     int advanced = 0;
 
     if (ms <= 0) {

@@ -41,7 +41,9 @@
  * weft__sched_watch about every millisecond; a worker whose tick has stood
  * still for a switch interval while it runs a green thread (a selfish loop,
  * or a blocking system call: the two look the same) and work waits for it
- * is hogged.  The monitor then wakes a spare worker - an OS thread of its
+ * is hogged.  If only its ring holds waiting work and a regular worker is
+ * idle or spinning, wakep is enough (that worker steals the ring); else
+ * the monitor wakes a spare worker - an OS thread of its
  * own, in S.workers after the regular ones, at most SP.max of them - which
  * takes the hogged worker's queue (its ring by stealing, its runnext through
  * the steal gate, its due timers) and runs it; the kernel shares the cores
@@ -719,25 +721,40 @@ static void wait_thief(weft__worker *w)
     }
 }
 
+/* Enter v's gate from another thread: false if someone else holds it.
+ * Inside, while v's current is set, v's owner stays in that green thread
+ * (it waits at the gate when it comes back), so its struct and runnext may
+ * be read; leaving releases, so the owner's next steps happen after. */
+static bool gate_enter(weft__worker *v)
+{
+    uint32_t zero = 0;
+
+    if (!atomic_compare_exchange_strong(&v->stealing, &zero, 1))
+        return false;
+    weft__fence_heavy();
+    return true;
+}
+
+static void gate_leave(weft__worker *v)
+{
+    if (atomic_exchange(&v->stealing, 0) == 2)
+        weft__futex_wake(&v->stealing, 1);
+}
+
 /* A spare takes v's runnext (or NULL). */
 static weft_green *take_runnext(weft__worker *v)
 {
-    uint32_t zero = 0;
     weft_green *g = NULL;
 
-    if (rn_load(v) == NULL)
-        return NULL;
-    if (!atomic_compare_exchange_strong(&v->stealing, &zero, 1))
-        return NULL; /* another spare is at it */
-    weft__fence_heavy();
+    if (rn_load(v) == NULL || !gate_enter(v))
+        return NULL; /* nothing, or another spare is at it */
     if (atomic_load_explicit(&v->current, memory_order_relaxed) != NULL) {
         while (atomic_load_explicit(&v->rn_busy, memory_order_acquire) != 0)
             weft__cpu_relax();
         if ((g = rn_load(v)) != NULL)
             rn_store(v, NULL);
     }
-    if (atomic_exchange(&v->stealing, 0) == 2)
-        weft__futex_wake(&v->stealing, 1);
+    gate_leave(v);
     return g;
 }
 
@@ -936,6 +953,13 @@ static bool work_waits(weft__worker *w, int64_t now)
            (atomic_load(&S.gq_len) > 0 && atomic_load(&S.nidle) == 0);
 }
 
+/* Only w's ring (which any regular worker may steal) holds waiting work. */
+static bool only_ring_waits(weft__worker *w, int64_t now)
+{
+    return rn_load(w) == NULL && atomic_load(&w->tnext) > now &&
+           atomic_load(&S.gq_len) == 0;
+}
+
 /* SP.lock held: update the monitor's view of w; true if it runs a green
  * thread. */
 static bool observe(weft__worker *w, int64_t now, int64_t interval)
@@ -955,22 +979,29 @@ static bool observe(weft__worker *w, int64_t now, int64_t interval)
 }
 
 /* SP.lock held: the warning for w's hog episode.  The green thread's name,
- * id and site are constant while it lives, and its struct is never freed
- * (type-stable); it is named only if it is still the one running after they
- * were read. */
+ * id and site are constant while it lives, but it may end (and its struct
+ * be recycled) at any moment: they are copied inside w's gate, where the
+ * owner cannot leave it, and logged after. */
 static void warn_hog(weft__worker *w, int64_t now)
 {
-    weft_green *g = atomic_load_explicit(&w->current, memory_order_acquire);
-    const char *name, *site;
-    uint64_t id;
+    char name[WEFT__GREEN_NAME_BUF * 2];
+    const char *site = NULL;
+    uint64_t id = 0;
+    weft_green *g;
+    bool same;
 
-    if (g == NULL)
-        return;
-    name = g->name;
-    site = g->site;
-    id = g->id;
-    if (atomic_load_explicit(&w->current, memory_order_acquire) != g ||
-        atomic_load_explicit(&w->tick, memory_order_relaxed) != w->mon_tick)
+    if (!gate_enter(w))
+        return; /* a spare is at it: next round */
+    g = atomic_load_explicit(&w->current, memory_order_acquire);
+    same = g != NULL &&
+           atomic_load_explicit(&w->tick, memory_order_relaxed) == w->mon_tick;
+    if (same) {
+        snprintf(name, sizeof name, "%s", g->name);
+        site = g->site;
+        id = g->id;
+    }
+    gate_leave(w);
+    if (!same)
         return;
     w->mon_warned = true;
     weft_warning("green thread %s (id %llu, spawned at %s) has held %s %d "
@@ -1001,6 +1032,11 @@ bool weft__sched_watch(int64_t now, int64_t interval)
             continue;
         if (!w->mon_warned)
             warn_hog(w, now);
+        if (!w->spare && only_ring_waits(w, now) &&
+            (atomic_load(&S.nidle) > 0 || atomic_load(&S.nspinning) > 0)) {
+            wakep(); /* an idle regular worker can steal it all */
+            continue;
+        }
         if (h != NULL && atomic_load(&h->spare_active) &&
             atomic_load(&h->patron) == w && !h->mon_hog)
             continue; /* its spare is at work */
