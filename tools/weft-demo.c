@@ -38,6 +38,10 @@ static const struct demo demos[] = {
                                   "of one queue"},
     {"green_sleepers", {"100000", "500", NULL},
      "100,000 green threads sleeping at once, on small guarded stacks"},
+    {"green_selfish", {NULL}, "five selfish green threads that never yield "
+                              "(eventlet's never end): the monitor hands "
+                              "them to spare workers, every counter "
+                              "advances and the program ends when told"},
 };
 
 static int run(const char *dir, const struct demo *d)

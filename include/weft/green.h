@@ -6,12 +6,21 @@
  * thread may wait on an event an OS thread sets, an OS thread may join a
  * green thread, both sides of a queue may be either.  A blocking call in a
  * green thread parks the green thread, not its worker: the worker runs other
- * green threads meanwhile.  (A call that blocks in the kernel - read(2) on a
- * pipe, a foreign library's mutex - does stop the worker; green I/O and the
- * monitor come later.)
+ * green threads meanwhile.  A call that blocks in the kernel (read(2) on a
+ * regular file, getaddrinfo, a foreign library's mutex) does hold its
+ * worker; see the monitor below, and weft_offload (weft/io.h) for such
+ * calls.
  *
  * Scheduling is cooperative: a green thread runs until it blocks, yields,
- * sleeps or returns.
+ * sleeps or returns.  A monitor thread watches the workers: when one has
+ * run the same green thread for longer than the switch interval (10 ms by
+ * default) while other green threads wait in its queue - a loop that never
+ * yields, or a call stuck in the kernel - it logs a warning naming that
+ * green thread and where it was spawned, and a spare worker (an extra OS
+ * thread, at most WEFT_MAX_SPARES of them: default 4 per worker, at least 8)
+ * takes the waiting green threads and runs them; the kernel then shares the
+ * cores.  Spares go back to rest when the hog ends.  Nothing interrupts the
+ * hogging green thread itself.
  *
  * The runtime starts lazily at the first spawn with WEFT_WORKERS workers
  * (environment; default: the number of CPUs), or explicitly with
@@ -96,6 +105,15 @@ int weft_runtime_start(int workers);
 
 /* The number of workers of the running runtime, 0 if none. */
 int weft_runtime_workers(void);
+
+/* The switch interval: how long a green thread may hold its worker while
+ * others wait before the monitor hands the others to a spare worker (as
+ * Python's sys.setswitchinterval, in ns).  Default 10 ms, or
+ * WEFT_SWITCH_INTERVAL_MS from the environment.  set: 0, or -EINVAL unless
+ * 1 ms <= ns <= 1 hour (the monitor looks every millisecond).  Any thread,
+ * any time, with or without a runtime. */
+int weft_runtime_set_switch_interval(int64_t ns);
+int64_t weft_runtime_switch_interval(void);
 
 /* Wait until every green thread has returned (detached ones included), then
  * stop the workers.  The runtime may be started again afterwards.  0,

@@ -6,7 +6,9 @@
  * sched.c (workers, their loop, the global queue, idle and wake-up),
  * runq.c (per-worker run queue), timer.c (per-worker timer heap),
  * park_green.c (block/unblock for park), switch.c (the context switch with
- * the sanitizer and Valgrind annotations: the only file with #ifs for them).
+ * the sanitizer and Valgrind annotations: the only file with #ifs for them),
+ * monitor.c (the monitor thread; the hand-off to spare workers it triggers
+ * is in sched.c).
  *
  * run_state of a green thread (atomic; see park_green.c for the protocol):
  *   RUNNABLE  on a run queue (or about to be pushed by whoever made it so)
@@ -18,9 +20,10 @@
  *             and pushes it
  *   DEAD      returned; the scheduler frees its stack after switching away
  *
- * Lock order: a worker's timer lock before the sched lock (a timer that
- * fires wakes a green thread, and that may wake an idle worker); the sched
- * lock, the struct pool's lock and the key lock are leaves.  None is held
+ * Lock order: the spare lock (sched.c) before a worker's timer lock before
+ * the sched lock (a timer that fires wakes a green thread, and that may wake
+ * an idle worker); the sched lock, the struct pool's lock and the key lock
+ * are leaves.  None is held
  * across a switch or a park.
  */
 #ifndef WEFT_GREEN_INTERNAL_H
@@ -137,12 +140,20 @@ struct weft__worker {
     int id;
     weft__gctx sched;              /* the scheduler's context; owner only */
     weft__runq rq;
-    weft_green *runnext;           /* owner only: most recently woken */
+    /* Most recently woken.  Stored and loaded by the owner alone (no
+     * read-modify-write); a spare takes it only through the steal gate
+     * (sched.c, "spare workers"): atomic so that doing so is no race. */
+    _Atomic(weft_green *) runnext;
     int runnext_streak;            /* owner only */
-    weft_green *current;           /* owner only */
+    /* The green thread running, or NULL in the scheduler: stored by the
+     * owner (release), read by the monitor and by thieves. */
+    _Atomic(weft_green *) current;
     weft__waiter *os_self;         /* owner only: the worker thread's own
                                       waiter, restored after each switch */
-    uint32_t tick;                 /* owner only */
+    /* Scheduling rounds: stored by the owner alone (relaxed, no RMW), read
+     * by the monitor, which calls a worker hogged when its tick stands
+     * still while current is set. */
+    _Atomic uint32_t tick;
     uint64_t rand;                 /* owner only */
     bool spinning;                 /* owner only */
     /* Timers (timer.c). */
@@ -163,6 +174,24 @@ struct weft__worker {
                                       a spinner by wakep */
     weft__worker *idle_next;       /* guarded by the sched lock */
     weft_thread *th;
+    /* Hand-off (sched.c, "spare workers").  stealing: 0, 1 while a spare
+     * takes runnext (set by CAS by the spare), 2 once the owner waits for
+     * it to finish; rn_busy: 1 while the owner, in a green thread, updates
+     * runnext.  The two make an asymmetric Dekker pair: the owner pays a
+     * compiler barrier, the spare a membarrier(2). */
+    _Atomic uint32_t stealing;
+    _Atomic uint32_t rn_busy;
+    bool spare;                    /* constant: a spare worker */
+    _Atomic int spare_active;      /* a spare's: 1 while helping */
+    _Atomic(weft__worker *) patron; /* a spare's: the worker it helps */
+    _Atomic uint32_t patron_tick;  /* the patron's tick when it was seen
+                                      hogged; the hog ends when it moves */
+    /* The monitor's view of this worker: guarded by the spare lock. */
+    uint32_t mon_tick;
+    int64_t mon_since;             /* when mon_tick was first seen */
+    bool mon_hog;                  /* hogged at the last round */
+    bool mon_warned;               /* this episode's warning was logged */
+    weft__worker *mon_helper;      /* the spare last sent to help it */
 };
 
 /* The worker the calling OS thread is, or NULL.  Not inlined and not
@@ -190,8 +219,29 @@ long weft__sched_live(void);
 void weft__green_switch_out(weft_green *g, int why);
 /* The scheduler ran g up to its exit: free its stack, drop its ref. */
 void weft__green_reap(weft_green *g);
-/* For tests: the id (0..n-1) of the worker running the caller, or -1. */
+/* For tests: the id (0..n-1) of the worker running the caller, or -1
+ * (spares have ids n and up). */
 int weft__green_worker_id(void);
+
+/* ---- the monitor's side of the scheduler (sched.c) -------------------- */
+
+/* One round of the monitor (monitor.c) at time now: find workers running
+ * one green thread for longer than interval ns while work waits for them,
+ * log a warning per episode, and send a spare worker to each.  Returns
+ * true while the runtime is busy (some worker runs a green thread or work
+ * is queued), so the monitor knows to keep its rounds frequent. */
+bool weft__sched_watch(int64_t now, int64_t interval);
+/* Called by the monitor at each round: if green threads wait for I/O and
+ * no worker has collected events for STALE_POLL_NS (every worker busy with
+ * a hog) nor blocks in the poller, collect them here (the woken go to the
+ * global queue, where spares find them; Go's sysmon does this).  Whether
+ * it did. */
+bool weft__sched_poll_stale(int64_t now);
+/* For tests: spare workers started (alive) and helping now. */
+int weft__sched_spares_started(void);
+int weft__sched_spares_active(void);
+/* The bound on spare workers of the running runtime (0 if none). */
+int weft__sched_spares_max(void);
 
 /* ---- timers (timer.c) ------------------------------------------------- */
 

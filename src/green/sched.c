@@ -39,16 +39,35 @@
  * idle worker, if anyone waits for I/O and no other worker does so
  * already, blocks in the poller instead of on its futex word, until its
  * earliest timer; wakep interrupts it through the poller (Go's netpoll
- * break).  The monitor will read each worker's `tick` and `current` to
- * spot a worker stuck on one green thread.
-
+ * break).
+ *
+ * Spare workers and the hand-off (Go's sysmon retaking a P; the section
+ * "spare workers" at the end).  The monitor thread (monitor.c) calls
+ * weft__sched_watch about every millisecond; a worker whose tick has stood
+ * still for a switch interval while it runs a green thread (a selfish loop,
+ * or a blocking system call: the two look the same) and work waits for it
+ * is hogged.  If only its ring holds waiting work and a regular worker is
+ * idle or spinning, wakep is enough (that worker steals the ring); else
+ * the monitor wakes a spare worker - an OS thread of its
+ * own, in S.workers after the regular ones, at most SP.max of them - which
+ * takes the hogged worker's queue (its ring by stealing, its runnext through
+ * the steal gate, its due timers) and runs it; the kernel shares the cores
+ * between the two.  A spare runs until the hog ends (its patron's tick
+ * moves) or it finds nothing to do, then moves what it still holds to the
+ * global queue and rests on its futex word.  A spare can be hogged in turn
+ * and get a spare of its own; regular workers never steal from spares.
+ *   (Rejected: detaching the queue from the hogged OS thread as Go detaches
+ *   a P - here the ring and the scheduler loop are one thread's, and the
+ *   hogged thread comes back to its loop at any moment.)
+ *
  * Invariants: a green thread is in at most one queue (ring, runnext or
  * global) and only while RUNNABLE; nidle counts the workers on the idle
  * list; nspinning counts workers with spinning set plus credits handed out
  * by wakep and not yet taken.
  * Locking: S.lock (a futex mutex) guards the global queue and the idle
  * list; a worker's own fields are owner-only except as marked in green.h.
- * Lock order: a worker's timer lock before S.lock.
+ * SP.lock guards the spares' bookkeeping and the monitor's view of every
+ * worker.  Lock order: SP.lock before a worker's timer lock before S.lock.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -56,9 +75,11 @@
 #include <string.h>
 
 #include "green.h"
+#include "green/monitor.h"
 #include "io/poller.h"
 #include "lib/assert.h"
 #include "platform/platform.h"
+#include "weft/log.h"
 #include "weft/thread.h"
 
 #define GLOBAL_EVERY 61
@@ -70,6 +91,7 @@
 #define SPIN_IO_NS 3000
 #define MAX_WORKERS 1024
 #define BUSY_POLL_NS 50000 /* a busy worker collects I/O events this often */
+#define STALE_POLL_NS 1000000 /* the monitor collects them if nobody has */
 
 static struct {
     weft__waitq lock;              /* the sched lock; only its guard is used */
@@ -215,6 +237,16 @@ void weft__sched_need_poller(void)
         wakep();
 }
 
+bool weft__sched_poll_stale(int64_t now)
+{
+    if (atomic_load(&S.nworkers) == 0 || !weft__poller_wanted() ||
+        atomic_load(&S.poll_blocked) ||
+        now - weft__poller_last_poll() <= STALE_POLL_NS)
+        return false;
+    (void)weft__poller_poll(WEFT_NOW);
+    return true;
+}
+
 static void stop_spinning(weft__worker *w, bool found)
 {
     if (!w->spinning)
@@ -226,6 +258,27 @@ static void stop_spinning(weft__worker *w, bool found)
 }
 
 /* ---- queuing ---------------------------------------------------------- */
+
+/* runnext is the owner's: plain loads and stores (release/acquire cost
+ * nothing on x86-64), never a read-modify-write.  See "spare workers" for
+ * how a spare may take it all the same. */
+static inline weft_green *rn_load(weft__worker *w)
+{
+    return atomic_load_explicit(&w->runnext, memory_order_acquire);
+}
+
+static inline void rn_store(weft__worker *w, weft_green *g)
+{
+    atomic_store_explicit(&w->runnext, g, memory_order_release);
+}
+
+/* Owner only: one more scheduling round (read by the monitor). */
+static inline uint32_t bump_tick(weft__worker *w)
+{
+    uint32_t t = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->tick, t, memory_order_relaxed);
+    return t;
+}
 
 /* Owner of w: push g at the tail of w's ring, spilling half to the global
  * queue when it is full. */
@@ -251,16 +304,43 @@ void weft__sched_spawned(weft_green *g)
     wakep();
 }
 
+/* Owner of w, from a green thread running on it: the steal gate's owner
+ * side.  A spare may be taking runnext right now (w is hogged); announce the
+ * update (rn_busy), then look for a thief: if one is at work, queue g
+ * globally instead of waiting for it. */
+static void ready_in_green(weft__worker *w, weft_green *g)
+{
+    weft_green *old;
+
+    atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
+    weft__fence_light(); /* rn_busy before stealing; pairs with the heavy */
+    if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
+                                           memory_order_relaxed) != 0)) {
+        atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+        global_put(g, g, 1);
+        return;
+    }
+    old = rn_load(w);
+    rn_store(w, g);
+    atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+    if (old != NULL)
+        push_local(w, old);
+}
+
 void weft__sched_ready(weft_green *g)
 {
     weft__worker *w = weft__worker_self();
+    weft_green *old;
 
     if (w == NULL) {
         global_put(g, g, 1);
-    } else {
-        if (w->runnext != NULL)
-            push_local(w, w->runnext);
-        w->runnext = g;
+    } else if (atomic_load_explicit(&w->current, memory_order_relaxed) !=
+               NULL) {
+        ready_in_green(w, g);
+    } else { /* the scheduler itself: no thief touches runnext meanwhile */
+        if ((old = rn_load(w)) != NULL)
+            push_local(w, old);
+        rn_store(w, g);
         if (w->collecting) {
             w->readied++; /* poll() decides whom to wake, once */
             return;
@@ -436,11 +516,11 @@ static weft_green *find_work(weft__worker *w)
     weft_green *g;
 
     for (;;) {
-        w->tick++;
+        uint32_t tick = bump_tick(w);
         if (atomic_load_explicit(&w->tnext, memory_order_relaxed) !=
             INT64_MAX)
             weft__timer_run(w, weft__clock_now());
-        if (w->tick % GLOBAL_EVERY == 0) {
+        if (tick % GLOBAL_EVERY == 0) {
             if ((g = global_get(w, 1)) != NULL)
                 break;
             /* A busy worker still collects I/O events now and then. */
@@ -448,17 +528,17 @@ static weft_green *find_work(weft__worker *w)
                 weft__clock_now() - w->polled_at > BUSY_POLL_NS)
                 (void)poll_now(w);
         }
-        if (w->runnext != NULL && w->runnext_streak < RUNNEXT_STREAK) {
-            g = w->runnext;
-            w->runnext = NULL;
+        if ((g = rn_load(w)) != NULL &&
+            w->runnext_streak < RUNNEXT_STREAK) {
+            rn_store(w, NULL);
             w->runnext_streak++;
             break;
         }
         w->runnext_streak = 0;
         if ((g = weft__runq_pop(&w->rq)) != NULL)
             break;
-        if ((g = w->runnext) != NULL) {
-            w->runnext = NULL;
+        if ((g = rn_load(w)) != NULL) {
+            rn_store(w, NULL);
             break;
         }
         if ((g = global_get(w, WEFT__RUNQ_CAP / 2)) != NULL)
@@ -477,6 +557,8 @@ static weft_green *find_work(weft__worker *w)
 
 /* ---- running green threads -------------------------------------------- */
 
+static void wait_thief(weft__worker *w);
+
 /* Run g until it switches back, then do what it switched back for. */
 static void run(weft__worker *w, weft_green *g)
 {
@@ -491,11 +573,17 @@ static void run(weft__worker *w, weft_green *g)
      * writes ordered before it for a waker that reads RUNNING. */
     atomic_store_explicit(&g->run_state, WEFT__G_RUNNING,
                           memory_order_release);
-    w->current = g;
+    atomic_store_explicit(&w->current, g, memory_order_release);
     weft__set_self(&g->waiter);
     weft__gctx_switch(&w->sched, &g->gctx, 0);
     weft__set_self(w->os_self); /* this loop never changes OS thread */
-    w->current = NULL;
+    /* The steal gate: back in the scheduler, runnext is ours again unless
+     * a spare is taking it; then wait for it to finish. */
+    atomic_store_explicit(&w->current, NULL, memory_order_relaxed);
+    weft__fence_light();
+    if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
+                                           memory_order_acquire) != 0))
+        wait_thief(w);
     switch (g->switch_why) {
     case WEFT__SW_PARK:
         /* The context is saved: from now on a waker may resume it. */
@@ -524,7 +612,8 @@ void weft__green_switch_out(weft_green *g, int why)
 {
     weft__worker *w = weft__worker_self();
 
-    WEFT_ASSERT(w != NULL && w->current == g);
+    WEFT_ASSERT(w != NULL &&
+                atomic_load_explicit(&w->current, memory_order_relaxed) == g);
     g->switch_why = why;
     weft__gctx_switch(&g->gctx, &w->sched, why == WEFT__SW_EXIT);
 }
@@ -577,8 +666,13 @@ static int env_workers(void)
     return weft__cpu_count();
 }
 
+static void spares_stop(void);
+static void spares_start(int n, int max);
+static int env_spares(int n);
+
 static void stop_workers(int n)
 {
+    spares_stop();
     atomic_store(&S.stopping, 1);
     for (int i = 0; i < n; i++) {
         atomic_store(&S.workers[i].sleep_word, 0);
@@ -608,7 +702,8 @@ static int start_locked(int n)
 
     if (n == 0)
         n = env_workers();
-    S.workers = calloc((size_t)n, sizeof *S.workers);
+    /* Room for the spare workers after the regular ones. */
+    S.workers = calloc((size_t)(n + env_spares(n)), sizeof *S.workers);
     if (S.workers == NULL)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
@@ -629,6 +724,7 @@ static int start_locked(int n)
             return rc;
         }
     }
+    spares_start(n, env_spares(n));
     return 0;
 }
 
@@ -685,4 +781,434 @@ int weft_runtime_shutdown(int64_t deadline)
         stop_workers(atomic_load(&S.nworkers));
     weft_lock_release(&S.run_lock);
     return rc;
+}
+
+/* ---- spare workers and the hand-off ------------------------------------ */
+
+/* The steal gate.  runnext belongs to its owner, which stores and loads it
+ * without read-modify-writes; a spare may take it only while the owner runs
+ * a green thread, and only like this (an asymmetric Dekker pair, with the
+ * spare paying the membarrier):
+ *   spare:  CAS stealing 0 -> 1; heavy fence; if current != NULL: wait for
+ *           rn_busy == 0, take runnext; stealing = 0 (wake the owner if it
+ *           waits: 2).
+ *   owner back in its scheduler (run): current = NULL; light fence; if
+ *           stealing != 0, wait until it is 0 (wait_thief).
+ *   owner in a green thread (ready_in_green): rn_busy = 1; light fence; if
+ *           stealing != 0 queue globally instead; else update runnext;
+ *           rn_busy = 0.
+ * Either the spare sees current == NULL (and leaves runnext alone) or the
+ * owner sees stealing and waits; either the spare sees rn_busy and waits
+ * for the update to end or the owner sees stealing and keeps off runnext.
+ * The owner's fast paths gain two plain stores and a load, no locked
+ * instruction.  (Rejected: Go's CAS on runnext by its owner too - a locked
+ * instruction on every wake-up and every take, ~5 ns each here, paid for a
+ * case that arises only when a worker is hogged.) */
+static void wait_thief(weft__worker *w)
+{
+    for (int i = 0; i < 256; i++) {
+        if (atomic_load_explicit(&w->stealing, memory_order_acquire) == 0)
+            return;
+        weft__cpu_relax();
+    }
+    for (;;) {
+        uint32_t st = atomic_load_explicit(&w->stealing, memory_order_acquire);
+        if (st == 0)
+            return;
+        if (st == 1 && !atomic_compare_exchange_strong(&w->stealing, &st, 2))
+            continue;
+        (void)weft__futex_wait(&w->stealing, 2, WEFT_FOREVER);
+    }
+}
+
+/* Enter v's gate from another thread: false if someone else holds it.
+ * Inside, while v's current is set, v's owner stays in that green thread
+ * (it waits at the gate when it comes back), so its struct and runnext may
+ * be read; leaving releases, so the owner's next steps happen after. */
+static bool gate_enter(weft__worker *v)
+{
+    uint32_t zero = 0;
+
+    if (!atomic_compare_exchange_strong(&v->stealing, &zero, 1))
+        return false;
+    weft__fence_heavy();
+    return true;
+}
+
+static void gate_leave(weft__worker *v)
+{
+    if (atomic_exchange(&v->stealing, 0) == 2)
+        weft__futex_wake(&v->stealing, 1);
+}
+
+/* A spare takes v's runnext (or NULL). */
+static weft_green *take_runnext(weft__worker *v)
+{
+    weft_green *g = NULL;
+
+    if (rn_load(v) == NULL || !gate_enter(v))
+        return NULL; /* nothing, or another spare is at it */
+    if (atomic_load_explicit(&v->current, memory_order_relaxed) != NULL) {
+        while (atomic_load_explicit(&v->rn_busy, memory_order_acquire) != 0)
+            weft__cpu_relax();
+        if ((g = rn_load(v)) != NULL)
+            rn_store(v, NULL);
+    }
+    gate_leave(v);
+    return g;
+}
+
+/* The spares: slots S.workers[SP.nworkers .. SP.nworkers + SP.started).
+ * Locking: lock guards running, nworkers, max, started and the monitor's
+ * fields (mon_*) of every worker; a spare's patron, patron_tick and
+ * spare_active are written by the monitor under lock (activation) and by
+ * the spare itself (retiring), read by both; stop is atomic. */
+static struct {
+    weft__waitq lock;              /* only its guard is used */
+    bool running;                  /* S.workers is valid */
+    int nworkers, max, started;
+    _Atomic int nstarted, nactive; /* for tests and the busy answer */
+    _Atomic int stop;
+    _Atomic int full_warned;       /* the bound was hit: logged once */
+} SP;
+
+#define MAX_SPARES 1024
+
+/* WEFT_MAX_SPARES, else 4 per worker and at least 8: enough for every one
+ * of a few selfish green threads per worker to get an OS thread. */
+static int env_spares(int n)
+{
+    const char *s = getenv("WEFT_MAX_SPARES");
+    long v;
+
+    if (s != NULL && *s != '\0') {
+        v = strtol(s, NULL, 10);
+        if (v >= 0 && v <= MAX_SPARES)
+            return (int)v;
+    }
+    v = 4L * n;
+    if (v < 8)
+        v = 8;
+    return v > MAX_SPARES ? MAX_SPARES : (int)v;
+}
+
+static bool patron_hogged(weft__worker *w, weft__worker *p)
+{
+    return p != NULL &&
+           atomic_load_explicit(&p->current, memory_order_relaxed) != NULL &&
+           atomic_load_explicit(&p->tick, memory_order_relaxed) ==
+               atomic_load_explicit(&w->patron_tick, memory_order_relaxed);
+}
+
+/* A spare's next green thread while its patron stays hogged, or NULL: rest.
+ * Its own queue first, then its patron's (ring, runnext, due timers), then
+ * the global queue. */
+static weft_green *spare_find_work(weft__worker *w)
+{
+    weft__worker *p = atomic_load(&w->patron);
+    weft_green *g;
+    int64_t now;
+
+    bump_tick(w);
+    if (atomic_load(&SP.stop) || !patron_hogged(w, p))
+        return NULL;
+    now = weft__clock_now();
+    weft__timer_run(w, now);
+    weft__timer_run(p, now); /* what fires comes to this spare's runnext */
+    if ((g = weft__runq_pop(&w->rq)) != NULL)
+        return g;
+    if ((g = rn_load(w)) != NULL) {
+        rn_store(w, NULL);
+        return g;
+    }
+    if ((g = weft__runq_steal(&w->rq, &p->rq)) != NULL)
+        return g;
+    if ((g = take_runnext(p)) != NULL)
+        return g;
+    return global_get(w, WEFT__RUNQ_CAP / 2);
+}
+
+/* A spare going to rest: what it still holds goes to the global queue
+ * (regular workers do not steal from spares). */
+static void spare_retire(weft__worker *w)
+{
+    weft_green *first = NULL, *last = NULL, *g;
+    int n = 0;
+
+    if ((g = rn_load(w)) != NULL) {
+        rn_store(w, NULL);
+        first = last = g;
+        n++;
+    }
+    while ((g = weft__runq_pop(&w->rq)) != NULL) {
+        if (last)
+            last->sched_next = g;
+        else
+            first = g;
+        last = g;
+        n++;
+    }
+    if (n > 0) {
+        global_put(first, last, n);
+        wakep();
+    }
+    atomic_store(&w->patron, NULL);
+    atomic_store(&w->sleep_word, 1);   /* before it can be activated again */
+    atomic_store(&w->spare_active, 0);
+    atomic_fetch_sub(&SP.nactive, 1);
+}
+
+/* Rest until activated or stopped.  A resting spare is no worker
+ * (tls_worker is NULL), so the timers it still fires - those of green
+ * threads that parked while it ran them - wake them onto the global
+ * queue. */
+static void spare_rest(weft__worker *w)
+{
+    while (atomic_load(&w->sleep_word) == 1 && !atomic_load(&SP.stop)) {
+        int64_t next = atomic_load(&w->tnext);
+        (void)weft__futex_wait(&w->sleep_word, 1,
+                               next == INT64_MAX ? WEFT_FOREVER : next);
+        if (atomic_load(&w->tnext) != INT64_MAX)
+            weft__timer_run(w, weft__clock_now());
+    }
+}
+
+static int spare_main(void *arg)
+{
+    weft__worker *w = arg;
+    weft_green *g;
+
+    w->os_self = weft__self();
+    (void)weft__stack_thread_init();
+    weft__gctx_init_self(&w->sched);
+    for (;;) {
+        spare_rest(w);
+        if (atomic_load(&SP.stop))
+            break;
+        tls_worker = w;
+        while ((g = spare_find_work(w)) != NULL)
+            run(w, g);
+        tls_worker = NULL;
+        spare_retire(w);
+    }
+    return 0;
+}
+
+/* SP.lock held: send spare h to help w. */
+static void spare_activate(weft__worker *h, weft__worker *w)
+{
+    atomic_store(&h->patron, w);
+    atomic_store(&h->patron_tick, w->mon_tick);
+    atomic_store(&h->spare_active, 1);
+    atomic_fetch_add(&SP.nactive, 1);
+    atomic_store(&h->sleep_word, 0);
+    weft__futex_wake(&h->sleep_word, 1);
+}
+
+/* SP.lock held: a resting spare, or a new one, already sent to help w;
+ * false at the bound. */
+static bool spare_send(weft__worker *w)
+{
+    weft_thread_opts o = {NULL, 1, 0};
+    char name[32];
+    weft__worker *h;
+
+    for (int i = 0; i < SP.started; i++) {
+        h = &S.workers[SP.nworkers + i];
+        if (atomic_load(&h->spare_active) == 0) {
+            spare_activate(h, w);
+            w->mon_helper = h;
+            return true;
+        }
+    }
+    if (SP.started >= SP.max)
+        return false;
+    h = &S.workers[SP.nworkers + SP.started];
+    memset(h, 0, sizeof *h);
+    h->id = SP.nworkers + SP.started;
+    h->spare = true;
+    h->rand = 0x9e3779b97f4a7c15ULL * (uint64_t)(h->id + 1);
+    weft__timer_init(h);
+    atomic_store(&h->sleep_word, 1);
+    spare_activate(h, w); /* the new thread starts at work */
+    snprintf(name, sizeof name, "green-spare-%d", SP.started);
+    o.name = name;
+    if (weft_thread_start(&h->th, spare_main, h, &o) != 0) {
+        atomic_store(&h->spare_active, 0);
+        atomic_fetch_sub(&SP.nactive, 1);
+        weft__timer_fini(h);
+        return false;
+    }
+    SP.started++;
+    atomic_fetch_add(&SP.nstarted, 1);
+    w->mon_helper = h;
+    return true;
+}
+
+/* Does work wait for w, hogged? */
+static bool work_waits(weft__worker *w, int64_t now)
+{
+    return weft__runq_len(&w->rq) > 0 || rn_load(w) != NULL ||
+           atomic_load(&w->tnext) <= now ||
+           (atomic_load(&S.gq_len) > 0 && atomic_load(&S.nidle) == 0);
+}
+
+/* Only w's ring (which any regular worker may steal) holds waiting work. */
+static bool only_ring_waits(weft__worker *w, int64_t now)
+{
+    return rn_load(w) == NULL && atomic_load(&w->tnext) > now &&
+           atomic_load(&S.gq_len) == 0;
+}
+
+/* SP.lock held: update the monitor's view of w; true if it runs a green
+ * thread. */
+static bool observe(weft__worker *w, int64_t now, int64_t interval)
+{
+    uint32_t t = atomic_load_explicit(&w->tick, memory_order_relaxed);
+    weft_green *g = atomic_load_explicit(&w->current, memory_order_acquire);
+
+    if (g == NULL || t != w->mon_tick || w->mon_since == 0) {
+        w->mon_tick = t;
+        w->mon_since = now;
+        w->mon_hog = false;
+        w->mon_warned = false;
+        return g != NULL;
+    }
+    w->mon_hog = now - w->mon_since >= interval;
+    return true;
+}
+
+/* SP.lock held: the warning for w's hog episode.  The green thread's name,
+ * id and site are constant while it lives, but it may end (and its struct
+ * be recycled) at any moment: they are copied inside w's gate, where the
+ * owner cannot leave it, and logged after. */
+static void warn_hog(weft__worker *w, int64_t now)
+{
+    char name[WEFT__GREEN_NAME_BUF * 2];
+    const char *site = NULL;
+    uint64_t id = 0;
+    weft_green *g;
+    bool same;
+
+    if (!gate_enter(w))
+        return; /* a spare is at it: next round */
+    g = atomic_load_explicit(&w->current, memory_order_acquire);
+    same = g != NULL &&
+           atomic_load_explicit(&w->tick, memory_order_relaxed) == w->mon_tick;
+    if (same) {
+        snprintf(name, sizeof name, "%s", g->name);
+        site = g->site;
+        id = g->id;
+    }
+    gate_leave(w);
+    if (!same)
+        return;
+    w->mon_warned = true;
+    weft_warning("green thread %s (id %llu, spawned at %s) has held %s %d "
+                 "for %lld ms without yielding (a long computation or a "
+                 "blocking call) while other work waits; a spare worker "
+                 "takes its queue",
+                 name, (unsigned long long)id, site ? site : "?",
+                 w->spare ? "spare worker" : "worker", w->id,
+                 (long long)((now - w->mon_since) / WEFT_NSEC_PER_MSEC));
+}
+
+bool weft__sched_watch(int64_t now, int64_t interval)
+{
+    bool busy = false;
+    int total;
+
+    weft__waitq_lock(&SP.lock);
+    if (!SP.running) {
+        weft__waitq_unlock(&SP.lock);
+        return false;
+    }
+    total = SP.nworkers + SP.started;
+    for (int i = 0; i < total; i++)
+        busy |= observe(&S.workers[i], now, interval);
+    for (int i = 0; i < total; i++) {
+        weft__worker *w = &S.workers[i], *h = w->mon_helper;
+        if (!w->mon_hog || !work_waits(w, now))
+            continue;
+        if (!w->mon_warned)
+            warn_hog(w, now);
+        if (!w->spare && only_ring_waits(w, now) &&
+            (atomic_load(&S.nidle) > 0 || atomic_load(&S.nspinning) > 0)) {
+            wakep(); /* an idle regular worker can steal it all */
+            continue;
+        }
+        if (h != NULL && atomic_load(&h->spare_active) &&
+            atomic_load(&h->patron) == w && !h->mon_hog)
+            continue; /* its spare is at work */
+        if (!spare_send(w) && !atomic_exchange(&SP.full_warned, 1))
+            weft_warning("all %d spare workers are busy (WEFT_MAX_SPARES): "
+                         "green threads queued behind worker %d wait",
+                         SP.max, w->id);
+    }
+    busy |= atomic_load(&S.gq_len) > 0 || atomic_load(&SP.nactive) > 0;
+    weft__waitq_unlock(&SP.lock);
+    return busy;
+}
+
+/* run_lock held, the regular workers running. */
+static void spares_start(int n, int max)
+{
+    weft__waitq_lock(&SP.lock);
+    SP.nworkers = n;
+    SP.max = max;
+    SP.started = 0;
+    SP.running = true;
+    weft__waitq_unlock(&SP.lock);
+    if (weft__monitor_ensure() != 0)
+        weft_warning("the monitor thread did not start: a green thread that "
+                     "never yields will hold up its worker's queue");
+    weft__monitor_kick();
+}
+
+/* run_lock held, no green thread alive: stop and join every spare. */
+static void spares_stop(void)
+{
+    int n, started;
+
+    weft__waitq_lock(&SP.lock);
+    n = SP.nworkers;
+    started = SP.started;
+    SP.running = false; /* the monitor keeps off S.workers from now on */
+    SP.started = 0;
+    weft__waitq_unlock(&SP.lock);
+    if (started == 0)
+        return;
+    atomic_store(&SP.stop, 1);
+    for (int i = 0; i < started; i++) {
+        atomic_store(&S.workers[n + i].sleep_word, 0);
+        weft__futex_wake(&S.workers[n + i].sleep_word, 1);
+    }
+    for (int i = 0; i < started; i++) {
+        (void)weft_thread_join(S.workers[n + i].th, NULL, WEFT_FOREVER);
+        weft__timer_fini(&S.workers[n + i]);
+    }
+    atomic_store(&SP.nstarted, 0);
+    atomic_store(&SP.nactive, 0);
+    atomic_store(&SP.full_warned, 0);
+    atomic_store(&SP.stop, 0);
+}
+
+int weft__sched_spares_started(void)
+{
+    return atomic_load(&SP.nstarted);
+}
+
+int weft__sched_spares_active(void)
+{
+    return atomic_load(&SP.nactive);
+}
+
+int weft__sched_spares_max(void)
+{
+    int m;
+
+    weft__waitq_lock(&SP.lock);
+    m = SP.running ? SP.max : 0;
+    weft__waitq_unlock(&SP.lock);
+    return m;
 }

@@ -136,6 +136,18 @@ START_TEST(green_mixed_queue_delivers_everything)
 }
 END_TEST
 
+START_TEST(green_selfish_every_counter_advances)
+{
+    ck_assert_int_eq(run_example("green_selfish 300", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "5 of 5 counters advanced"), "%s", out);
+    ck_assert_msg(strstr(out, "without yielding"), "%s", out);
+    setenv("WEFT_WORKERS", "1", 1);
+    ck_assert_int_eq(run_example("green_selfish 300", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "on 1 worker(s)"), "%s", out);
+    ck_assert_msg(strstr(out, "5 of 5 counters advanced"), "%s", out);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -152,6 +164,7 @@ static Suite *examples_suite(void)
     tcase_add_test(c, green_sleepers_all_wake);
     tcase_add_test(c, green_agent_applies_every_update);
     tcase_add_test(c, green_mixed_queue_delivers_everything);
+    tcase_add_test(c, green_selfish_every_counter_advances);
     suite_add_tcase(s, c);
     return s;
 }
