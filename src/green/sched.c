@@ -597,3 +597,20 @@ int weft_runtime_shutdown(int64_t deadline)
     weft_lock_release(&S.run_lock);
     return rc;
 }
+
+/* ---- for the debug layer ---------------------------------------------- */
+
+/* The facts the deadlock check needs from the scheduler.  idle: every
+ * worker registered idle, none spinning or credited, the global queue
+ * empty (a ring is empty then too: a worker re-checks every ring after it
+ * registers idle), up to the races the caller's second look covers.
+ * worker_fn tells the workers' handles apart in the thread registry (a
+ * constant: no shared state is read for it). */
+void weft__sched_get_facts(weft__sched_facts *f)
+{
+    int n = atomic_load(&S.nworkers);
+
+    f->idle = n > 0 && atomic_load(&S.nidle) == n &&
+              atomic_load(&S.nspinning) == 0 && atomic_load(&S.gq_len) == 0;
+    f->worker_fn = worker_main;
+}
