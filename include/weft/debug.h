@@ -8,14 +8,24 @@
  *
  * The deadlock report.  When every green thread is parked with no
  * deadline, no timer, no I/O and no OS thread left that could wake it (every
- * weft OS thread that is not a worker is parked without a deadline too),
- * nothing can ever make progress: Go reports "all goroutines are asleep -
- * deadlock!".  weft's monitor notices this state within about a switch
- * interval, logs a report at error level naming who waits on what, and
- * passes it to the deadlock hook if one is set.  One report per deadlock:
- * it is reported again only after some progress has been made.  The
- * environment variable WEFT_DEADLOCK=abort makes weft abort after the
- * report (as Go exits), =off disables the check.
+ * weft OS thread other than the green workers and weft's own runtime
+ * threads is asleep in a wait without a deadline too, the main thread
+ * included even if it was never adopted), nothing can ever make progress:
+ * Go reports "all goroutines are asleep - deadlock!".  weft's monitor
+ * notices this state (it must hold on two looks at least 5 ms apart, with
+ * no thread having left its wait in between, so a report is never made on
+ * a moment's coincidence), logs a report at error level naming who waits
+ * on what ("lock 0x... held by green thread 'B'", "queue get 0x...", "event
+ * 0x... (join of green thread 'A')"), since when, and where each green
+ * thread was spawned, and passes it to the deadlock hook if one is set.
+ * One report per deadlock: it is reported again only after some progress
+ * has been made.  The environment variable WEFT_DEADLOCK=abort makes weft
+ * abort after the report (as Go exits), =off disables the check.
+ * Blind spots: an OS thread weft has never seen (not started by weft, not
+ * the main thread, never adopted through weft_thread_current or the
+ * logger) cannot be seen waking a green thread, nor can a signal handler;
+ * a program whose green threads wait for such a thread should adopt it or
+ * set WEFT_DEADLOCK=off.
  */
 #ifndef WEFT_DEBUG_H
 #define WEFT_DEBUG_H

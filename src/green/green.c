@@ -94,14 +94,42 @@ static void release_extras(weft_green *g)
     g->locals = NULL;
 }
 
+/* The name is freed and FREE stored under pool_lock, which the debug
+ * walk holds (weft__green_walk): so a struct the walk saw alive keeps its
+ * name until the walk ends.  pool_lock was taken here already; the walk
+ * costs spawn and exit nothing. */
 static void gfree(weft_green *g)
 {
+    free(g->locals);
+    g->locals = NULL;
+    weft__waitq_lock(&pool_lock);
     release_extras(g);
     atomic_store(&g->run_state, WEFT__G_FREE);
-    weft__waitq_lock(&pool_lock);
     g->pool_next = pool_free;
     pool_free = g;
     weft__waitq_unlock(&pool_lock);
+}
+
+long weft__green_walk(void (*fn)(weft_green *g, void *arg), void *arg)
+{
+    long n = 0;
+
+    weft__waitq_lock(&pool_lock);
+    for (struct slab *s = slabs; s != NULL; s = s->next) {
+        for (int i = 0; i < SLAB; i++) {
+            weft_green *g = &s->g[i];
+            /* Acquire: spawn stores RUNNABLE after writing id, name and
+             * site (a struct between galloc and that store is still
+             * FREE, and is skipped). */
+            if (atomic_load_explicit(&g->run_state, memory_order_acquire) ==
+                WEFT__G_FREE)
+                continue;
+            fn(g, arg);
+            n++;
+        }
+    }
+    weft__waitq_unlock(&pool_lock);
+    return n;
 }
 
 static void unref(weft_green *g)
@@ -152,6 +180,9 @@ void weft__green_reap(weft_green *g)
 {
     weft__gctx_destroy(&g->gctx);
     weft__stack_free(&g->stack);
+    /* Nothing of it runs any more: the deadlock check need not wait for
+     * it (a DEAD thread may still be setting its done event). */
+    atomic_store_explicit(&g->run_state, WEFT__G_EXITED, memory_order_release);
     unref(g);
     weft__sched_live_done();
 }

@@ -19,6 +19,9 @@
  *   PARKED    switched out; the first waker (or its timer) makes it RUNNABLE
  *             and pushes it
  *   DEAD      returned; the scheduler frees its stack after switching away
+ *   EXITED    reaped (stack freed, no code of it left to run), its handle
+ *             not yet joined or detached; wakers ignore it
+ *   FREE      in the struct pool (green.c); wakers ignore it
  *
  * Lock order: the spare lock (sched.c) before a worker's timer lock before
  * the sched lock (a timer that fires wakes a green thread, and that may wake
@@ -48,6 +51,7 @@ enum {
     WEFT__G_PARKED = 4,
     WEFT__G_DEAD = 5,
     WEFT__G_FREE = 6, /* in the struct pool */
+    WEFT__G_EXITED = 7,
 };
 
 /* Why a green thread switched to its scheduler (written by the green
@@ -242,6 +246,26 @@ int weft__sched_spares_started(void);
 int weft__sched_spares_active(void);
 /* The bound on spare workers of the running runtime (0 if none). */
 int weft__sched_spares_max(void);
+
+/* For the debug layer (src/debug/): whether every worker is idle (asleep
+ * or about to sleep) with no green thread queued anywhere -- a hint only,
+ * the answer may change at once; the deadlock check requires it before and
+ * after its snapshots -- and the workers' thread function, which tells
+ * their handles apart.  Any thread; reads atomics only. */
+typedef struct weft__sched_facts {
+    bool idle;
+    weft_thread_fn worker_fn;
+} weft__sched_facts;
+void weft__sched_get_facts(weft__sched_facts *f);
+
+/* For the debug layer: call fn(g, arg) for every green thread not in the
+ * struct pool (spawned and not yet recycled: run_state is neither FREE nor
+ * about to be), with the pool's lock held, so that none of them is recycled
+ * and none of its constant fields (id, name, site) changes during the
+ * call.  fn must copy what it needs, must not block or spawn, and reads
+ * the changing fields (run_state, the waiter's) with atomic loads.
+ * Returns how many it visited. */
+long weft__green_walk(void (*fn)(weft_green *g, void *arg), void *arg);
 
 /* ---- timers (timer.c) ------------------------------------------------- */
 

@@ -33,6 +33,7 @@
 #include "green.h"
 #include "park/park.h"
 #include "platform/platform.h"
+#include "thread/thread.h"
 #include "weft/log.h"
 #include "weft/thread.h"
 #include "weft/time.h"
@@ -126,6 +127,8 @@ int weft__monitor_ensure(void)
     weft__waitq_lock(&M.start);
     if (!atomic_load(&M.started)) {
         rc = weft_thread_start(&M.th, monitor_main, NULL, &o);
+        if (rc == 0)
+            weft__thread_mark_system(M.th);
         if (rc == 0)
             atomic_store_explicit(&M.started, 1, memory_order_release);
     }

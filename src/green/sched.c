@@ -78,6 +78,7 @@
 #include "green/monitor.h"
 #include "io/poller.h"
 #include "lib/assert.h"
+#include "thread/thread.h"
 #include "platform/platform.h"
 #include "weft/log.h"
 #include "weft/thread.h"
@@ -1039,6 +1040,7 @@ static bool spare_send(weft__worker *w)
         weft__timer_fini(h);
         return false;
     }
+    weft__thread_mark_system(h->th); /* not a user thread for the check */
     SP.started++;
     atomic_fetch_add(&SP.nstarted, 1);
     w->mon_helper = h;
@@ -1211,4 +1213,22 @@ int weft__sched_spares_max(void)
     m = SP.running ? SP.max : 0;
     weft__waitq_unlock(&SP.lock);
     return m;
+}
+
+/* ---- for the debug layer ---------------------------------------------- */
+
+/* The facts the deadlock check needs from the scheduler.  idle: every
+ * worker registered idle, none spinning or credited, the global queue
+ * empty (a ring is empty then too: a worker re-checks every ring after it
+ * registers idle), up to the races the caller's second look covers.
+ * worker_fn tells the workers' handles apart in the thread registry (a
+ * constant: no shared state is read for it). */
+void weft__sched_get_facts(weft__sched_facts *f)
+{
+    int n = atomic_load(&S.nworkers);
+
+    f->idle = n > 0 && atomic_load(&S.nidle) == n &&
+              atomic_load(&S.nspinning) == 0 && atomic_load(&S.gq_len) == 0 &&
+              atomic_load(&SP.nactive) == 0;
+    f->worker_fn = worker_main;
 }

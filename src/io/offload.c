@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "debug/debug.h"
 #include "park/park.h"
+#include "thread/thread.h"
 #include "weft/error.h"
 #include "weft/io.h"
 #include "weft/log.h"
@@ -83,11 +85,26 @@ static long env_long(const char *name, long dflt, long lo, long hi)
     return *end == '\0' && v >= lo && v <= hi ? v : dflt;
 }
 
+/* The deadlock check's probe: jobs queued or running (an offloaded call
+ * will wake its caller). */
+static long in_flight(void)
+{
+    long n;
+
+    weft__waitq_lock(&P.guard);
+    n = P.running;
+    for (job *j = P.head; j != NULL; j = j->next)
+        n++;
+    weft__waitq_unlock(&P.guard);
+    return n;
+}
+
 /* Guard held. */
 static void configure(void)
 {
     if (P.max != 0)
         return;
+    weft__debug_set_offload_probe(in_flight);
     P.max = (int)env_long("WEFT_OFFLOAD_THREADS", DEFAULT_THREADS, 1,
                           MAX_THREADS);
     P.idle_ns = env_long("WEFT_OFFLOAD_IDLE_MS", DEFAULT_IDLE_MS, 1,
@@ -170,8 +187,10 @@ static int start_thread(unsigned long seq)
     snprintf(name, sizeof name, "weft-offload-%lu", seq);
     o.name = name;
     rc = weft_thread_start(&t, pool_main, NULL, &o);
-    if (rc == 0)
+    if (rc == 0) {
+        weft__thread_mark_system(t); /* not a user thread for the check */
         (void)weft_thread_detach(t);
+    }
     return rc;
 }
 

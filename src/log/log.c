@@ -5,8 +5,10 @@
  * WEFT_LOG_LINE_MAX bytes, newline included) and written with one write(2),
  * retried only for the rest after a short write or EINTR; so lines from
  * different threads never interleave on a regular file or a pipe (pipes
- * keep writes of up to PIPE_BUF = 4096 bytes whole).  The thread name comes
- * from weft's current-thread handle (a TLS pointer and an atomic load; a
+ * keep writes of up to PIPE_BUF = 4096 bytes whole).  The name is the green
+ * thread's when a green thread logs (weft_green_current: one TLS load; the
+ * name is constant while that thread runs), else the OS thread's, from
+ * weft's current-thread handle (a TLS pointer and an atomic load; a
  * thread weft did not start is adopted lock-free at its first line), so the
  * logging path never takes a weft lock, never allocates after that first
  * line, and works from any thread.  The timestamp is converted to UTC by
@@ -55,6 +57,8 @@
 #include "../platform/platform.h"
 #include "../sync/sync.h"
 #include "../thread/thread.h"
+#include "log.h"
+#include "weft/green.h"
 #include "weft/log.h"
 
 #define LEVEL_UNSET (-1)
@@ -249,6 +253,16 @@ static void civil(int64_t days, int *y, int *m, int *d)
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
+/* The name a line carries: the running green thread's, else the OS
+ * thread's.  (The worker a green thread runs on is not named: it changes
+ * at any switch and means little to the reader.) */
+static const char *current_name(void)
+{
+    weft_green *g = weft_green_current();
+
+    return g != NULL ? weft_green_name(g) : weft__thread_current_name();
+}
+
 static int format_prefix(char *buf, size_t cap, weft_log_level l)
 {
     int64_t sec, days, rem;
@@ -266,7 +280,7 @@ static int format_prefix(char *buf, size_t cap, weft_log_level l)
     int n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ %-8s [%s] ",
                      y, mo, d, (int)(rem / 3600), (int)(rem / 60 % 60),
                      (int)(rem % 60), (int)usec, weft_log_level_name(l),
-                     weft__thread_current_name());
+                     current_name());
     if (n < 0)
         return 0;
     return n < (int)cap ? n : (int)cap - 1;
@@ -290,6 +304,11 @@ static void write_all(const char *buf, size_t len)
         buf += w;
         len -= (size_t)w;
     }
+}
+
+void weft__log_write_raw(const char *buf, size_t len)
+{
+    write_all(buf, len);
 }
 
 static bool enabled(weft_log_level l)

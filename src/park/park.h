@@ -89,17 +89,26 @@ struct weft__waiter {
     uint32_t kind;                        /* WEFT__WAITER_*; constant */
     const struct weft__park_ops *ops;     /* constant */
     void *owner;                          /* the weft_thread or green thread */
-    /* For dumps and the deadlock report (written by the waiter itself). */
-    const char *wait_what;                /* "lock", "queue get", ... */
-    const void *wait_obj;                 /* the primitive waited on */
-    int64_t wait_since;                   /* monotonic ns, or 0: recorded
+    /* For the dump and the deadlock report (src/debug/).  Written by the
+     * waiter itself with relaxed stores (no read-modify-write: the park
+     * fast path's cost is unchanged), read by any thread with atomic loads,
+     * so a dump taken while the waiter runs is race-free. */
+    _Atomic(const char *) wait_what;      /* "lock", "queue get", ... */
+    _Atomic(const void *) wait_obj;       /* the primitive waited on */
+    _Atomic int64_t wait_since;           /* monotonic ns, or 0: recorded
                                              lazily, where the wait reads
                                              the clock anyway (a timed
                                              park; an OS thread about to
                                              sleep on its futex), so 0 for
                                              a wait that ended at once or
                                              a green thread parked without
-                                             a deadline; the waiter's own */
+                                             a deadline */
+    _Atomic int64_t wait_deadline;        /* the current park's deadline
+                                             (WEFT_FOREVER: none) */
+    _Atomic uint32_t wait_count;          /* bumped by each prepare: a
+                                             waiter seen parked twice with
+                                             the same count never left
+                                             that wait in between */
 };
 
 struct weft__wait_entry {
@@ -125,6 +134,11 @@ static inline weft__waiter *weft__self(void)
     weft__waiter *w = weft__tls_self;
     return __builtin_expect(w != 0, 1) ? w : weft__self_slow();
 }
+
+/* The main thread's own (OS) waiter once it has made one, else NULL; for
+ * the deadlock check (src/debug/), which must see the main thread even if
+ * it was never adopted.  Valid while the process runs. */
+weft__waiter *weft__main_waiter(void);
 
 /* Install the waiter that weft__self returns on this OS thread (the green
  * scheduler calls this at each switch; NULL restores the OS thread's own).

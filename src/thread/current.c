@@ -86,6 +86,8 @@ void weft__thread_bind(weft_thread *t)
     tls_current = t;
     tls_exiting = t == NULL;
     weft__self()->owner = t;
+    if (t != NULL) /* for the dump and the deadlock check */
+        weft__registry_set_waiter(t, weft__self());
 }
 
 /* The placeholder for threads past their handle (see the file comment).

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 
 #include "../lib/assert.h"
+#include "../park/park.h"
 #include "../sync/sync.h"
 #include "weft/time.h"
 
@@ -51,6 +52,8 @@ static weft_thread *reg_first, *reg_last; /* guarded by reg_lock */
 static int reg_count;                     /* guarded by reg_lock */
 static _Atomic(weft_thread *) pending;    /* atomic push-only stack */
 static weft_thread *lost;                 /* fork child only; see below */
+static weft_thread *exiting;              /* guarded by reg_lock; see
+                                             weft__registry_walk */
 static _Atomic bool atfork_installed;
 static _Atomic bool exit_installed;
 
@@ -112,10 +115,32 @@ static void drain(void)
     }
 }
 
+/* Forget the exiting threads that have set their done event: once set's
+ * wake-ups are over (taking the event's guard waits out a setter still
+ * inside set), such a thread wakes nobody any more.  Lock held. */
+static void prune_exiting(void)
+{
+    weft_thread **p = &exiting, *t;
+
+    while ((t = *p) != NULL) {
+        if (!weft_event_is_set(&t->done)) {
+            p = &t->exit_next;
+            continue;
+        }
+        weft__waitq_lock(&t->done.wq);
+        weft__waitq_unlock(&t->done.wq);
+        *p = t->exit_next;
+        t->exit_next = NULL;
+        weft__thread_unref(t);
+    }
+}
+
 static void reg_take(void)
 {
     weft__lock_reacquire(&reg_lock);
     drain();
+    if (exiting != NULL)
+        prune_exiting();
 }
 
 static void reg_drop(void)
@@ -149,12 +174,41 @@ void weft__registry_remove(weft_thread *t)
 
     reg_take();
     was = t->linked;
-    if (was)
+    if (was) {
         unlink_one(t);
+        /* The registry's reference moves to the exiting list: the thread
+         * sets its done event next (thread.c, current.c), and may wake a
+         * joiner then, so until it has, the deadlock check must count it
+         * as running. */
+        t->exit_next = exiting;
+        exiting = t;
+    }
     atomic_store(&t->alive, false);
     reg_drop();
-    if (was)
-        weft__thread_unref(t);
+}
+
+int weft__registry_walk(void (*fn)(weft_thread *t, void *arg), void *arg)
+{
+    int n = 0;
+
+    reg_take(); /* prunes the exiting threads that are done */
+    for (weft_thread *t = reg_first; t != NULL; t = t->next)
+        fn(t, arg);
+    for (weft_thread *t = exiting; t != NULL; t = t->exit_next)
+        n++;
+    reg_drop();
+    return n;
+}
+
+void weft__thread_mark_system(weft_thread *t)
+{
+    if (t != NULL)
+        atomic_store(&t->system, true);
+}
+
+void weft__registry_set_waiter(weft_thread *t, struct weft__waiter *w)
+{
+    atomic_store_explicit(&t->waiter, w, memory_order_release);
 }
 
 /* ---- enumerate -------------------------------------------------------- */
@@ -256,6 +310,18 @@ static void at_fork_child(void)
 
     weft_lock_init(&reg_lock);
     drain();
+    /* Exiting threads are gone too, some perhaps before setting done: keep
+     * them reachable with the lost ones. */
+    for (t = exiting; t != NULL; t = next) {
+        next = t->exit_next;
+        t->exit_next = NULL;
+        t->lost = true;
+        weft_event_init(&t->done);
+        weft_event_set(&t->done);
+        t->next = lost;
+        lost = t;
+    }
+    exiting = NULL;
     for (t = reg_first; t != NULL; t = next) {
         next = t->next;
         if (t == me)

@@ -17,6 +17,8 @@
 #include "weft/sync.h"
 #include "weft/thread.h"
 
+struct weft__waiter; /* src/park/park.h */
+
 /* One name a handle has had.  Names are immutable once published, and a
  * handle keeps every name it ever had until it is freed, so a reader that
  * loaded the name pointer (the logger, weft_thread_name) never sees the
@@ -71,6 +73,19 @@ struct weft_thread {
     weft_thread *prev, *next;             /* guarded by the registry lock */
     bool linked;                          /* guarded by the registry lock */
     weft_thread *pending_next;            /* written before the push */
+    /* For the debug layer (src/debug/). */
+    _Atomic(struct weft__waiter *) waiter;/* the thread's own park waiter,
+                                             stored by the thread when it
+                                             binds to the handle; valid
+                                             while linked (a thread leaves
+                                             the registry before its TLS
+                                             goes) */
+    _Atomic bool system;                  /* a runtime thread (monitor,
+                                             offload): never counted as a
+                                             possible waker by the
+                                             deadlock check */
+    weft_thread *exit_next;               /* exiting list; guarded by the
+                                             registry lock */
 };
 
 /* ---- handles (thread.c) ----------------------------------------------- */
@@ -90,6 +105,18 @@ void weft__registry_add(weft_thread *t);
 void weft__registry_add_lockfree(weft_thread *t);
 /* Unlink t, clear alive, and drop the registry's reference.  Idempotent. */
 void weft__registry_remove(weft_thread *t);
+/* The debug layer's view of the registry: call fn(t, arg) for every live
+ * thread with the registry lock held (fn must copy what it needs and must
+ * not block or take the registry lock); returns how many threads have left
+ * the registry but may still be running their last steps (setting their
+ * done event, which can wake a joiner): the deadlock check counts those as
+ * possible wakers. */
+int weft__registry_walk(void (*fn)(weft_thread *t, void *arg), void *arg);
+/* Mark t as a runtime thread (see weft_thread.system). */
+void weft__thread_mark_system(weft_thread *t);
+/* Record the calling thread's own waiter in t (weft__thread_bind). */
+void weft__registry_set_waiter(weft_thread *t, struct weft__waiter *w);
+
 /* Register the at-exit join (once; called at the first thread start). */
 void weft__registry_install_exit(void);
 

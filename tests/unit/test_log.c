@@ -448,6 +448,30 @@ START_TEST(child_forked_during_a_setter_can_set_the_destination)
 }
 END_TEST
 
+static int log_from_green(void *p)
+{
+    (void)p;
+    weft_info("from a green thread");
+    return 0;
+}
+
+START_TEST(green_thread_lines_name_the_green_thread)
+{
+    char *lines[4], name[64], msg[64];
+    weft_green *g;
+    weft_green_opts o = {"green-logger", 0};
+    to_temp();
+    ck_assert_rc(weft_green_spawn(&g, log_from_green, NULL, &o), 0);
+    ck_assert_rc(weft_green_join(g, NULL, WEFT_FOREVER), 0);
+    char *buf = slurp(path, NULL);
+    ck_assert_int_eq(split(buf, lines, 4), 1);
+    parse(lines[0], NULL, name, msg);
+    ck_assert_str_eq(name, "green-logger"); /* not its worker's name */
+    ck_assert_str_eq(msg, "from a green thread");
+    free(buf);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -467,6 +491,7 @@ static Suite *log_suite(void)
     tcase_add_test(c, concurrent_lines_stay_whole);
     tcase_add_test(c, out_of_range_level_is_refused);
     tcase_add_test(c, child_forked_during_a_setter_can_set_the_destination);
+    tcase_add_test(c, green_thread_lines_name_the_green_thread);
     suite_add_tcase(s, c);
     return s;
 }
