@@ -73,6 +73,8 @@
 #include "queue_internal.h"
 
 #define CLOSED (UINT64_C(1) << 63)
+/* See spin_until. */
+#define WAKE_WINDOW_NS INT64_C(50000)
 #define POS(x) ((x) & ~CLOSED)
 
 static void lock(const weft_queue *q)
@@ -180,11 +182,20 @@ static bool drained(const weft__fring *r)
     return (t & CLOSED) && POS(h) >= POS(t);
 }
 
-/* Spin for about the park layer's spin budget until ready(r).  Green
- * threads do not spin: the other side may be waiting for this worker. */
-static void spin_until(const weft__fring *r, bool (*ready)(const weft__fring *))
+/* Spin for about the park layer's spin budget until ready(r).  Then, if
+ * a waiter was served within the last WAKE_WINDOW_NS, keep polling, with
+ * sched_yield between looks, until that window ends: the thread just woken
+ * takes tens of microseconds to run (a halted vCPU), and a side that
+ * parks meanwhile only starts a convoy in which each side sleeps while the
+ * other works, two wake-ups per ring's worth of items.  Yielding rather
+ * than pausing leaves the CPU to the woken thread if it has to run here.
+ * Green threads do not spin: the other side may be waiting for this
+ * worker. */
+static void spin_until(const weft__fring *r,
+                       bool (*ready)(const weft__fring *))
 {
     unsigned n = weft__park_spin_iters;
+    int64_t until;
 
     if (weft__self()->kind != WEFT__WAITER_OS)
         return;
@@ -192,6 +203,13 @@ static void spin_until(const weft__fring *r, bool (*ready)(const weft__fring *))
         if (ready(r))
             return;
         weft__cpu_relax();
+    }
+    until = atomic_load_explicit(&r->woke_ns, memory_order_relaxed) +
+            WAKE_WINDOW_NS;
+    while (weft__clock_now() < until) {
+        if (ready(r))
+            return;
+        sched_yield();
     }
 }
 
@@ -208,7 +226,7 @@ static void serve(weft_queue *q)
     weft__fring *r = q->ring;
     weft__wait_entry *e;
     struct weft__qslot *s;
-    bool progress;
+    bool progress, woke = false;
     void *item;
 
     lock(q);
@@ -235,7 +253,16 @@ static void serve(weft_queue *q)
                 weft__waitq_push_front(&q->putters, e, e->waiter);
             }
         }
+        woke = woke || progress;
     } while (progress);
+    if (woke)
+        atomic_store_explicit(&r->woke_ns, weft__clock_now(),
+                              memory_order_relaxed);
+    /* After a graceful shutdown, the item a put that claimed its position
+     * before the shutdown published may have gone to a running getter:
+     * once nothing is left, the parked getters must learn that. */
+    if (!weft__waitq_empty(&q->getters) && drained(r))
+        weft__wake_all(&q->getters, -EPIPE);
     atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
     atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
     unlock(q);
@@ -467,6 +494,7 @@ int weft__queue_fast_init(weft_queue *q, size_t cap)
     atomic_init(&r->nget, 0);
     atomic_init(&r->nput, 0);
     atomic_init(&r->njoin, 0);
+    atomic_init(&r->woke_ns, 0);
     q->ring = r;
     return 0;
 }

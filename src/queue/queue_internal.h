@@ -147,6 +147,7 @@ typedef struct weft__fring {
     _Alignas(64) _Atomic uint32_t nget; /* getters parked or parking */
     _Atomic uint32_t nput;              /* putters parked or parking */
     _Atomic uint32_t njoin;             /* joiners parked or parking */
+    _Atomic int64_t woke_ns;            /* when serve last woke a waiter */
     uint64_t cap;                       /* constant: maxsize */
     uint64_t mask;                      /* constant: cap - 1 if a power of 2 */
     int pow2;                           /* constant */
