@@ -189,10 +189,11 @@ static bool drained(const weft__fring *r)
  * parks meanwhile only starts a convoy in which each side sleeps while the
  * other works, two wake-ups per ring's worth of items.  Yielding rather
  * than pausing leaves the CPU to the woken thread if it has to run here.
+ * The window never runs past the caller's deadline.
  * Green threads do not spin: the other side may be waiting for this
  * worker. */
 static void spin_until(const weft__fring *r,
-                       bool (*ready)(const weft__fring *))
+                       bool (*ready)(const weft__fring *), int64_t deadline)
 {
     unsigned n = weft__park_spin_iters;
     int64_t until;
@@ -206,6 +207,8 @@ static void spin_until(const weft__fring *r,
     }
     until = atomic_load_explicit(&r->woke_ns, memory_order_relaxed) +
             WAKE_WINDOW_NS;
+    if (deadline != WEFT_FOREVER && deadline < until)
+        until = deadline;
     while (weft__clock_now() < until) {
         if (ready(r))
             return;
@@ -291,6 +294,9 @@ static inline void after_get(weft_queue *q)
  * make sure head is closed too before we report it (see the top). */
 static int put_closed(weft_queue *q)
 {
+    /* The acquire load pairs with shutdown's close of tail, which it made
+     * after raising q->shut: so we see the shut level that closed it. */
+    (void)atomic_load_explicit(&q->ring->tail, memory_order_acquire);
     if (atomic_load_explicit(&q->shut, memory_order_acquire) ==
         WEFT__Q_SHUT_IMMEDIATE)
         atomic_fetch_or_explicit(&q->ring->head, CLOSED,
@@ -314,7 +320,7 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
     if (deadline == WEFT_NOW)
         return nowait_rc;
     for (;;) {
-        spin_until(r, put_ready);
+        spin_until(r, put_ready, deadline);
         rc = ring_put(r, item);
         if (rc != -EAGAIN)
             break;
@@ -398,7 +404,7 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
             return -EPIPE;
         if (deadline == WEFT_NOW)
             return nowait_rc;
-        spin_until(r, get_ready);
+        spin_until(r, get_ready, deadline);
         rc = ring_get(r, item);
         if (rc != -EAGAIN)
             break;
