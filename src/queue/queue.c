@@ -39,6 +39,10 @@
  *   - unfinished counts successful puts minus task_done calls, minus the
  *     items an immediate shutdown withdrew (clamped at zero, as Python).
  *
+ * Bounded FIFO queues of maxsize 2 to WEFT__FRING_MAX do not use any of
+ * this: they keep their items in the lock-free ring of fast.c, and every
+ * public call below hands them over to it first (q->ring is set).
+ *
  * Locking: every field below the constant ones is guarded by
  * getters.guard.  shut is also atomic so that is_shutdown needs no lock.
  * The other wait queues' own guards are never used.
