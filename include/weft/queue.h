@@ -53,7 +53,11 @@ int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item));
  * full at the deadline), -EPIPE (shut down), -ECANCELED, -ENOMEM (the
  * storage could not grow).  On any error the item was not queued and stays
  * the caller's.  If a consumer is already waiting, the item goes straight
- * to it. */
+ * to it (the oldest item, on a FIFO queue), and parked putters are served
+ * in order.  Bounded FIFO queues (maxsize 2 to 65536) are lock-free while
+ * neither side has to wait; there a put or get that overlaps another one
+ * still finishing may see the queue full (empty) for those few
+ * instructions. */
 int weft_queue_put(weft_queue *q, void *item, int64_t deadline);
 /* Put with a priority; on FIFO and LIFO queues the priority is ignored. */
 int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
@@ -71,9 +75,11 @@ int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
 /* Never waits: -EAGAIN when empty (-EPIPE as above). */
 int weft_queue_get_nowait(weft_queue *q, void **item);
 
-/* Snapshots, as in Python: each is exact when taken (it takes the queue's
- * lock) but may be stale by the time the caller looks.  After an immediate
- * shutdown the queue is empty (the undelivered items do not count). */
+/* Snapshots, as in Python: each is exact when taken, apart from puts and
+ * gets in progress at that instant (a thread always sees its own earlier
+ * puts and gets), but may be stale by the time the caller looks.  After an
+ * immediate shutdown the queue is empty (the undelivered items do not
+ * count). */
 size_t weft_queue_size(const weft_queue *q);
 bool weft_queue_empty(const weft_queue *q);
 bool weft_queue_full(const weft_queue *q);

@@ -39,6 +39,10 @@
  *   - unfinished counts successful puts minus task_done calls, minus the
  *     items an immediate shutdown withdrew (clamped at zero, as Python).
  *
+ * Bounded FIFO queues of maxsize 2 to WEFT__FRING_MAX do not use any of
+ * this: they keep their items in the lock-free ring of fast.c, and every
+ * public call below hands them over to it first (q->ring is set).
+ *
  * Locking: every field below the constant ones is guarded by
  * getters.guard.  shut is also atomic so that is_shutdown needs no lock.
  * The other wait queues' own guards are never used.
@@ -52,24 +56,14 @@
 #include "queue_internal.h"
 #include "weft/queue.h"
 
-enum { OPEN = 0, SHUT_GRACEFUL = 1, SHUT_IMMEDIATE = 2 };
-
-struct weft_queue {
-    weft__waitq getters;      /* its guard is the queue's lock */
-    weft__qstore store;       /* guarded by getters.guard */
-    size_t maxsize;           /* constant; 0 means unbounded */
-    size_t unfinished;        /* guarded by getters.guard */
-    _Atomic int shut;         /* OPEN/SHUT_*; written under the guard */
-    weft__waitq putters;      /* guarded by getters.guard */
-    weft__waitq joiners;      /* guarded by getters.guard */
+enum {
+    OPEN = WEFT__Q_OPEN,
+    SHUT_GRACEFUL = WEFT__Q_SHUT_GRACEFUL,
+    SHUT_IMMEDIATE = WEFT__Q_SHUT_IMMEDIATE
 };
 
-/* What a parked putter offers or a parked getter receives; it lives on the
- * parked thread's stack and is written only under the guard. */
-struct slot {
-    void *item;
-    int64_t prio;
-};
+/* struct weft_queue is in queue_internal.h (fast.c shares it). */
+#define slot weft__qslot
 
 static void lock(const weft_queue *q)
 {
@@ -106,7 +100,10 @@ int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize)
     if (q == NULL)
         return -ENOMEM;
     q->store.kind = kind;
-    if (kind == WEFT_QUEUE_PRIORITY)
+    if (kind == WEFT_QUEUE_FIFO && maxsize >= 2 &&
+        maxsize <= WEFT__FRING_MAX)
+        rc = weft__queue_fast_init(q, maxsize);
+    else if (kind == WEFT_QUEUE_PRIORITY)
         rc = weft__heap_init(&q->store.u.heap, cap);
     else
         rc = weft__ring_init(&q->store.u.ring, cap);
@@ -136,6 +133,11 @@ int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item))
     busy = weft_queue_waiters(q) != 0;
     if (busy)
         return -EBUSY;
+    if (q->ring != NULL) {
+        weft__queue_fast_fini(q, free_item);
+        free(q);
+        return 0;
+    }
     while (store_len(&q->store) > 0) {
         void *item = store_pop(&q->store, &prio);
         if (free_item)
@@ -195,7 +197,7 @@ static int put_locked(weft_queue *q, void *item, int64_t prio)
 static int put_slow(weft_queue *q, void *item, int64_t prio, int64_t deadline)
 {
     weft__wait_entry e;
-    struct slot s = {item, prio};
+    struct slot s = {item, prio, 0};
     int rc;
 
     if (deadline == WEFT_NOW) {
@@ -221,6 +223,8 @@ int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
 {
     int rc;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_put(q, item, deadline, -ETIMEDOUT);
     lock(q);
     rc = put_locked(q, item, prio);
     if (WEFT_LIKELY(rc != -EAGAIN)) {
@@ -239,6 +243,8 @@ int weft_queue_put_nowait(weft_queue *q, void *item)
 {
     int rc;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_put(q, item, WEFT_NOW, -EAGAIN);
     lock(q);
     rc = put_locked(q, item, 0);
     unlock(q);
@@ -289,7 +295,7 @@ static int get_slow(weft_queue *q, void **item, int64_t *prio,
                     int64_t deadline)
 {
     weft__wait_entry e;
-    struct slot s = {NULL, 0};
+    struct slot s = {NULL, 0, 0};
     int rc;
 
     if (deadline == WEFT_NOW) {
@@ -324,6 +330,10 @@ int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
 
     if (prio == NULL)
         prio = &p;
+    if (q->ring != NULL) {
+        *prio = 0;
+        return weft__queue_fast_get(q, item, deadline, -ETIMEDOUT);
+    }
     lock(q);
     rc = get_locked(q, item, prio);
     if (WEFT_LIKELY(rc != -EAGAIN)) {
@@ -344,6 +354,8 @@ int weft_queue_get_nowait(weft_queue *q, void **item)
     int64_t prio;
     int rc;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_get(q, item, WEFT_NOW, -EAGAIN);
     lock(q);
     rc = get_locked(q, item, &prio);
     unlock(q);
@@ -359,6 +371,8 @@ size_t weft_queue_size(const weft_queue *q)
 {
     size_t n;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_size(q);
     lock(q);
     n = atomic_load_explicit(&q->shut, memory_order_relaxed) ==
                 SHUT_IMMEDIATE
@@ -397,6 +411,8 @@ size_t weft_queue_waiters(const weft_queue *q)
 
 int weft_queue_task_done(weft_queue *q)
 {
+    if (q->ring != NULL)
+        return weft__queue_fast_task_done(q);
     lock(q);
     if (q->unfinished == 0) {
         unlock(q);
@@ -416,6 +432,8 @@ int weft_queue_join(weft_queue *q, int64_t deadline)
     weft__wait_entry e;
     int rc;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_join(q, deadline);
     lock(q);
     if (q->unfinished == 0) {
         unlock(q);
@@ -439,6 +457,8 @@ size_t weft_queue_unfinished(const weft_queue *q)
 {
     size_t n;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_unfinished(q);
     lock(q);
     n = q->unfinished;
     unlock(q);
@@ -457,7 +477,12 @@ void weft_queue_shutdown(weft_queue *q, bool immediate)
         unlock(q);
         return;
     }
-    atomic_store_explicit(&q->shut, want, memory_order_release);
+    atomic_store_explicit(&q->shut, want, memory_order_seq_cst);
+    if (q->ring != NULL) {
+        weft__queue_fast_shutdown(q, immediate);
+        unlock(q);
+        return;
+    }
     /* Blocked putters fail even if there is room by now (Python 3.13). */
     weft__wake_all(&q->putters, -EPIPE);
     if (immediate) {
@@ -483,6 +508,8 @@ size_t weft_queue_take_undelivered(weft_queue *q, void **out, size_t cap)
     size_t n = 0;
     int64_t prio;
 
+    if (q->ring != NULL)
+        return weft__queue_fast_take_undelivered(q, out, cap);
     lock(q);
     if (atomic_load_explicit(&q->shut, memory_order_relaxed) ==
         SHUT_IMMEDIATE)

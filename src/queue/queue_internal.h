@@ -10,10 +10,12 @@
 #ifndef WEFT_QUEUE_INTERNAL_H
 #define WEFT_QUEUE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../lib/assert.h"
+#include "../park/park.h"
 #include "weft/queue.h"
 
 /* ---- ring (FIFO and LIFO) --------------------------------------------- */
@@ -125,5 +127,76 @@ static inline void *store_pop(weft__qstore *s, int64_t *prio)
         return weft__heap_pop(&s->u.heap, prio);
     }
 }
+
+/* ---- the lock-free ring of bounded FIFO queues (fast.c) ---------------- */
+
+/* One cell of the ring: seq says whose turn it is (see fast.c). */
+typedef struct weft__fcell {
+    _Atomic uint64_t seq;
+    void *item;                /* ordered by seq's release/acquire */
+} weft__fcell;
+
+/* Each hot word has a cache line of its own: producers write tail,
+ * consumers write head, task_done writes done; the line holding the
+ * waiter mirrors and the constants is read by everybody and written only
+ * when someone parks.  (A queue allocates it with 64-byte alignment.) */
+typedef struct weft__fring {
+    _Alignas(64) _Atomic uint64_t tail; /* next put position; bit 63: closed */
+    _Alignas(64) _Atomic uint64_t head; /* next get position; bit 63: closed */
+    _Alignas(64) _Atomic uint64_t done; /* task_done calls + withdrawn items */
+    _Alignas(64) _Atomic uint32_t nget; /* getters parked or parking */
+    _Atomic uint32_t nput;              /* putters parked or parking */
+    _Atomic uint32_t njoin;             /* joiners parked or parking */
+    _Atomic int64_t woke_ns;            /* when serve last woke a waiter */
+    uint64_t cap;                       /* constant: maxsize */
+    uint64_t mask;                      /* constant: cap - 1 if a power of 2 */
+    int pow2;                           /* constant */
+    weft__fcell *cells;                 /* constant pointer */
+} weft__fring;
+
+/* Rings are used for bounded FIFO queues of maxsize 2 up to this size (the
+ * cells are allocated up front, so larger bounds keep the growable locked
+ * storage; with one cell a full cell's seq would equal a free one's). */
+#define WEFT__FRING_MAX ((size_t)1 << 16)
+
+/* ---- the queue -------------------------------------------------------- */
+
+enum { WEFT__Q_OPEN = 0, WEFT__Q_SHUT_GRACEFUL = 1, WEFT__Q_SHUT_IMMEDIATE = 2 };
+
+struct weft_queue {
+    weft__waitq getters;      /* its guard is the queue's lock */
+    weft__qstore store;       /* guarded by getters.guard; unused with ring */
+    size_t maxsize;           /* constant; 0 means unbounded */
+    size_t unfinished;        /* guarded by getters.guard; unused with ring */
+    _Atomic int shut;         /* WEFT__Q_*; written under the guard */
+    weft__waitq putters;      /* guarded by getters.guard */
+    weft__waitq joiners;      /* guarded by getters.guard */
+    weft__fring *ring;        /* constant: non-NULL for the lock-free path */
+};
+
+/* What a parked putter offers or a parked getter receives; it lives on the
+ * parked thread's stack and is written only under the guard.  done says
+ * that a waker moved the item (the ring path's hand-off), so that a waiter
+ * whose deadline passed at the same instant still reports success. */
+struct weft__qslot {
+    void *item;
+    int64_t prio;
+    int done;
+};
+
+/* The lock-free path (fast.c).  Same contracts as the public calls. */
+int weft__queue_fast_init(weft_queue *q, size_t cap);
+void weft__queue_fast_fini(weft_queue *q, void (*free_item)(void *item));
+int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
+                         int nowait_rc);
+int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
+                         int nowait_rc);
+size_t weft__queue_fast_size(const weft_queue *q);
+int weft__queue_fast_task_done(weft_queue *q);
+int weft__queue_fast_join(weft_queue *q, int64_t deadline);
+size_t weft__queue_fast_unfinished(const weft_queue *q);
+void weft__queue_fast_shutdown(weft_queue *q, bool immediate);
+size_t weft__queue_fast_take_undelivered(weft_queue *q, void **out,
+                                         size_t cap);
 
 #endif

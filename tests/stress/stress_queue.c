@@ -220,6 +220,19 @@ START_TEST(exactly_once_size_one)
 }
 END_TEST
 
+START_TEST(exactly_once_ring)
+{
+    /* Bounded FIFO queues of maxsize >= 2 use the lock-free ring: tiny
+     * rings keep both sides at the full and empty boundaries (spinning,
+     * parking, serving parked waiters); 3 is not a power of two. */
+    static const size_t sizes[] = {2, 3, 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        run_exactly_once(WEFT_QUEUE_FIFO, sizes[i], 0);
+        run_exactly_once(WEFT_QUEUE_FIFO, sizes[i], 1);
+    }
+}
+END_TEST
+
 /* ---- shutdown while blocked ------------------------------------------- */
 
 /* Stop after the consumers have taken about stop_after items, with
@@ -290,6 +303,100 @@ START_TEST(shutdown_accounts_for_every_item)
                 run_shutdown(kinds[k], 0, imm, (int)(r & 1), 200 + r * 53,
                              seed + 1000);
             }
+}
+END_TEST
+
+START_TEST(shutdown_races_ring_fast_path)
+{
+    /* Rings big enough that most puts and gets take the lock-free path when
+     * the shutdown lands (and small ones, where they park). */
+    long rounds = 6 * test_scale();
+    static const size_t sizes[] = {2, 3, 16, 1024};
+    for (long r = 0; r < rounds; r++)
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+            for (int imm = 0; imm <= 1; imm++)
+                run_shutdown(WEFT_QUEUE_FIFO, sizes[k], imm, (int)(r & 1),
+                             100 + r * 331 + (long)k * 17,
+                             (unsigned)(r * 8 + k * 2 + imm + 5000));
+}
+END_TEST
+
+/* ---- no lost wake-up at the empty and full boundaries ------------------ */
+
+/* One producer puts bursts of random length (up to twice the bound) and
+ * then idles a random while, so that the consumer keeps finding the ring
+ * empty and the producer keeps finding it full, and each side parks with
+ * the other running.  A lost wake-up hangs a side: the test times out. */
+struct burst {
+    weft_queue *q;
+    long n;
+    size_t maxsize;
+    _Atomic long sum;
+    int getter_timed;
+};
+
+static int burst_producer(void *p)
+{
+    struct burst *b = p;
+    unsigned rnd = (unsigned)b->n;
+    long i = 1;
+    while (i <= b->n) {
+        unsigned len = next_rand(&rnd) % (unsigned)(2 * b->maxsize) + 1;
+        for (unsigned k = 0; k < len && i <= b->n; k++, i++)
+            if (weft_queue_put(b->q, P(i), WEFT_FOREVER) != 0)
+                return 1;
+        for (unsigned k = next_rand(&rnd) % 16; k > 0; k--)
+            sched_yield();
+    }
+    return 0;
+}
+
+static int burst_consumer(void *p)
+{
+    struct burst *b = p;
+    unsigned rnd = 77;
+    long got = 0, sum = 0;
+    void *x;
+    while (got < b->n) {
+        int64_t d = b->getter_timed
+                        ? weft_deadline_in((int64_t)(next_rand(&rnd) % 50) *
+                                           1000)
+                        : WEFT_FOREVER;
+        int rc = weft_queue_get(b->q, &x, d);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc != 0)
+            return 1;
+        if (I(x) != (uintptr_t)got + 1)
+            return 2; /* FIFO order with one producer */
+        got++;
+        sum += (long)I(x);
+        if (next_rand(&rnd) % 256 == 0)
+            sched_yield();
+    }
+    atomic_store(&b->sum, sum);
+    return 0;
+}
+
+START_TEST(no_lost_wakeup_at_boundaries)
+{
+    static const size_t sizes[] = {2, 3, 8};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (int timed = 0; timed <= 1; timed++) {
+            struct burst b = {.n = 5000 * test_scale(),
+                              .maxsize = sizes[k],
+                              .getter_timed = timed};
+            ck_assert_rc(weft_queue_create(&b.q, WEFT_QUEUE_FIFO, sizes[k]),
+                         0);
+            tt *c = tt_start(burst_consumer, &b);
+            tt *p = tt_start(burst_producer, &b);
+            ck_assert_rc(tt_join(p), 0);
+            ck_assert_rc(tt_join(c), 0);
+            ck_assert_int_eq(atomic_load(&b.sum), b.n * (b.n + 1) / 2);
+            ck_assert_uint_eq(weft_queue_waiters(b.q), 0);
+            ck_assert_uint_eq(weft_queue_unfinished(b.q), (size_t)b.n);
+            ck_assert_rc(weft_queue_destroy(b.q, NULL), 0);
+        }
 }
 END_TEST
 
@@ -430,6 +537,9 @@ static Suite *queue_stress_suite(void)
     add(s, "exactly_once_lifo", exactly_once_lifo);
     add(s, "exactly_once_priority", exactly_once_priority);
     add(s, "exactly_once_size_one", exactly_once_size_one);
+    add(s, "exactly_once_ring", exactly_once_ring);
+    add(s, "shutdown_races_ring", shutdown_races_ring_fast_path);
+    add(s, "no_lost_wakeup_at_boundaries", no_lost_wakeup_at_boundaries);
     add(s, "shutdown_accounts", shutdown_accounts_for_every_item);
     add(s, "shutdown_blocked_getters", shutdown_releases_many_blocked_getters);
     add(s, "fifo_order_per_producer", fifo_order_kept_per_producer);

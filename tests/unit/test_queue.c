@@ -1070,6 +1070,130 @@ START_TEST(ecanceled_is_not_reached_by_os_threads)
 }
 END_TEST
 
+/* ---- the lock-free ring of bounded FIFO queues (maxsize >= 2) ---------- */
+
+START_TEST(ring_non_power_of_two_wraps_in_order)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 3);
+    uintptr_t next_in = 1, next_out = 1;
+    void *x;
+    for (int round = 0; round < 1000; round++) {
+        /* Fill to the bound (1..3 items already there), then drain some. */
+        while (weft_queue_size(q) < 3)
+            ck_assert_rc(weft_queue_put_nowait(q, P(next_in++)), 0);
+        ck_assert(weft_queue_full(q));
+        ck_assert_rc(weft_queue_put_nowait(q, P(0)), -EAGAIN);
+        ck_assert_rc(weft_queue_put(q, P(0), WEFT_NOW), -ETIMEDOUT);
+        for (int k = 0; k <= round % 3; k++) {
+            ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+            ck_assert_uint_eq(I(x), next_out++);
+        }
+    }
+    while (weft_queue_get_nowait(q, &x) == 0)
+        ck_assert_uint_eq(I(x), next_out++);
+    ck_assert_uint_eq(next_out, next_in);
+    ck_assert_rc(weft_queue_get_nowait(q, &x), -EAGAIN);
+    ck_assert_rc(weft_queue_get(q, &x, WEFT_NOW), -ETIMEDOUT);
+    ck_assert_uint_eq(weft_queue_unfinished(q), next_in - 1);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+START_TEST(ring_parked_getters_served_in_order)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 4);
+    struct qarg a[3];
+    tt *t[3];
+
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct qarg){.q = q, .timeout = -1};
+        t[i] = tt_start(get_thread, &a[i]);
+        await_waiters(q, (size_t)i + 1);
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_rc(weft_queue_put(q, P(10 + i), WEFT_FOREVER), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_rc(tt_join(t[i]), 0);
+        ck_assert_uint_eq(I(a[i].item), 10 + i);
+    }
+    ck_assert_uint_eq(weft_queue_size(q), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 3);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+START_TEST(ring_take_undelivered_in_parts_after_wrap)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 5);
+    void *buf[2];
+    size_t n;
+    uintptr_t want = 3;
+
+    for (int i = 1; i <= 5; i++)
+        ck_assert_rc(weft_queue_put_nowait(q, P(i)), 0);
+    ck_assert_uint_eq(I(get1(q)), 1);
+    ck_assert_uint_eq(I(get1(q)), 2);
+    ck_assert_rc(weft_queue_put_nowait(q, P(6)), 0);
+    ck_assert_rc(weft_queue_put_nowait(q, P(7)), 0); /* wrapped */
+    ck_assert_rc(weft_queue_task_done(q), 0);
+    ck_assert_uint_eq(weft_queue_take_undelivered(q, buf, 2), 0);
+    weft_queue_shutdown(q, true);
+    ck_assert_uint_eq(weft_queue_size(q), 0);
+    /* Two handed out, one of them done: one task left. */
+    ck_assert_uint_eq(weft_queue_unfinished(q), 1);
+    ck_assert_rc(weft_queue_get_nowait(q, &buf[0]), -EPIPE);
+    ck_assert_rc(weft_queue_put_nowait(q, P(8)), -EPIPE);
+    while ((n = weft_queue_take_undelivered(q, buf, 2)) != 0)
+        for (size_t i = 0; i < n; i++)
+            ck_assert_uint_eq(I(buf[i]), want++);
+    ck_assert_uint_eq(want, 8);
+    ck_assert_rc(weft_queue_task_done(q), 0);
+    ck_assert_rc(weft_queue_task_done(q), -EOVERFLOW);
+    ck_assert_rc(weft_queue_join(q, WEFT_NOW), 0);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+START_TEST(ring_task_done_and_join)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 2);
+    struct qarg a = {.q = q, .timeout = -1};
+    ck_assert_rc(weft_queue_task_done(q), -EOVERFLOW);
+    ck_assert_rc(weft_queue_put(q, P(1), WEFT_FOREVER), 0);
+    ck_assert_rc(weft_queue_put(q, P(2), WEFT_FOREVER), 0);
+    ck_assert_rc(weft_queue_join(q, WEFT_NOW), -ETIMEDOUT);
+    tt *t = tt_start(join_thread, &a);
+    await_waiters(q, 1);
+    ck_assert_uint_eq(I(get1(q)), 1);
+    ck_assert_rc(weft_queue_task_done(q), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 1);
+    ck_assert_uint_eq(I(get1(q)), 2);
+    ck_assert_rc(weft_queue_task_done(q), 0);
+    ck_assert_rc(tt_join(t), 0);
+    ck_assert_rc(weft_queue_task_done(q), -EOVERFLOW);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 0);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+START_TEST(ring_parked_putter_times_out_and_keeps_item)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 2);
+    struct qarg a = {.q = q, .item = P(3), .timeout = MS(50)};
+    ck_assert_rc(weft_queue_put(q, P(1), WEFT_FOREVER), 0);
+    ck_assert_rc(weft_queue_put(q, P(2), WEFT_FOREVER), 0);
+    tt *t = tt_start(put_thread, &a);
+    ck_assert_rc(tt_join(t), -ETIMEDOUT);
+    ck_assert_uint_eq(weft_queue_waiters(q), 0);
+    ck_assert_uint_eq(weft_queue_size(q), 2);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 2);
+    ck_assert_uint_eq(I(get1(q)), 1);
+    ck_assert_uint_eq(I(get1(q)), 2);
+    ck_assert_rc(weft_queue_get_nowait(q, &a.item), -EAGAIN);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -1122,6 +1246,11 @@ static Suite *queue_suite(void)
     tcase_add_test(c, fifo_graceful_shutdown_serves_items_then_fails_the_rest);
     tcase_add_test(c, fifo_growth_with_a_running_consumer_keeps_order);
     tcase_add_test(c, fifo_large_bound_grows_then_is_exact);
+    tcase_add_test(c, ring_non_power_of_two_wraps_in_order);
+    tcase_add_test(c, ring_parked_getters_served_in_order);
+    tcase_add_test(c, ring_take_undelivered_in_parts_after_wrap);
+    tcase_add_test(c, ring_task_done_and_join);
+    tcase_add_test(c, ring_parked_putter_times_out_and_keeps_item);
     suite_add_tcase(s, c);
     return s;
 }

@@ -1,0 +1,696 @@
+/* fast.c - the lock-free path of bounded FIFO queues: puts and gets that
+ * can proceed touch no lock, and the queue's guard and wait queues are used
+ * only by a side that must wait (empty or full), by its waker, and for
+ * shutdown, join and take_undelivered.
+ *
+ * Design.  The items live in a bounded MPMC ring with a sequence number per
+ * cell (Dmitry Vyukov's bounded queue).  Cell i of lap L is free for the
+ * put at position p = L * cap + i when seq == p, and holds that put's item
+ * for the get at p when seq == p + 1; the get frees it for the next lap
+ * with seq = p + cap.  A put claims its position by a CAS on tail, then
+ * writes the item and publishes it with a release store of seq; a get
+ * claims by a CAS on head, reads, and frees.  Producers and consumers thus
+ * share only the cells: with one producer and one consumer each CAS hits a
+ * line its thread owns, and the two meet only on the cell lines.
+ *   (Rejected: a ring under two locks, one per side, as an SPSC ring with
+ *   cached indices behind a lock per side.  Every locked instruction
+ *   drains the store buffer, which holds the previous item's stores to a
+ *   line the other side has just read, so it waits for a cache line
+ *   transfer (about 500 ns between the vCPUs here): with two per operation
+ *   a prototype did 10 M items/s where this ring's single CAS does 20.  A
+ *   plain SPSC ring, with no locked instruction, is far faster but not
+ *   MPMC; the CAS is what MPMC costs here.)
+ *
+ * Waiting.  A side that finds the ring empty (full) spins a few
+ * microseconds, then takes the guard, announces itself in nget (nput),
+ * makes a heavy fence, tries the ring once more and only then parks on
+ * getters (putters).  The other side, after publishing (freeing) a cell,
+ * makes a light fence and reads nget (nput): so either the parking side's
+ * last try sees the cell, or the publishing side sees the count and takes
+ * the guard to serve the waiter (platform.h's asymmetric fences: the hot
+ * path pays a compiler barrier, the side that is about to sleep pays a
+ * membarrier).  nget/nput mirror the length of the wait queue plus the one
+ * thread registering, and change only under the guard.  A side that has
+ * just woken a parked one polls longer before it parks itself (see
+ * spin_until), or the two fall into a convoy of sleeping and waking.
+ * Parked waiters are served in order with the item moved for them, as the
+ * locked queues do: a put that sees a parked getter takes the oldest item
+ * out of the ring for the first one, writes it into its slot and wakes it;
+ * a get that freed a cell moves the first parked putter's item into the
+ * ring.  If a thread that did not park took the item (or the room) first,
+ * the waiter goes back to the front of its queue.  A waker whose wake
+ * fails (the waiter's deadline passed at that instant) still completes
+ * the move and marks the slot done: the waiter, blocked on the guard to
+ * unlink itself, sees that and reports success.
+ *
+ * Shutdown.  Bit 63 of tail (head) closes the ring to puts (gets): a CAS
+ * from an open value fails once the bit is set, so every position claimed
+ * was claimed before the shutdown.  Graceful closes tail; immediate closes
+ * tail, then head, and the undelivered items are exactly the positions in
+ * [head, tail): take_undelivered moves them out under the guard, waiting
+ * the few instructions a put that claimed its position before the close
+ * needs to publish it.  A put that finds tail closed by an immediate
+ * shutdown closes head itself before failing, so no get can succeed after
+ * a put has seen the shutdown.  Shutdown wakes every parked waiter to look
+ * again; a getter still parks after a graceful one while a put that
+ * claimed its position before it has not published, and is woken with
+ * -EPIPE by whoever sees the ring drained.
+ *
+ * Counts.  Successful puts are tail's position (every put goes through the
+ * ring), so unfinished = tail - done, where done counts task_done calls
+ * plus the items an immediate shutdown withdrew; a put costs no extra
+ * counter.
+ *
+ * Linearizability.  A put (get) that claimed its position but has not yet
+ * published (freed) its cell makes the ring look empty (full) at that
+ * position for a few instructions: another thread may then wait, or get
+ * -EAGAIN, although a later put (get) has already returned.  Waiting
+ * threads are served as soon as the cell is published.
+ *
+ * Locking: tail, head, done and the cells are atomic (items are ordered by
+ * seq); nget, nput, njoin are atomic and written only under the guard
+ * (getters.guard, the queue's lock), as are the wait queues.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../platform/platform.h"
+#include "queue_internal.h"
+
+#define CLOSED (UINT64_C(1) << 63)
+/* See spin_until. */
+#define WAKE_WINDOW_NS INT64_C(50000)
+#define POS(x) ((x) & ~CLOSED)
+
+static void lock(const weft_queue *q)
+{
+    weft__waitq_lock((weft__waitq *)&q->getters);
+}
+
+static void unlock(const weft_queue *q)
+{
+    weft__waitq_unlock((weft__waitq *)&q->getters);
+}
+
+static weft__fcell *cell_at(const weft__fring *r, uint64_t pos)
+{
+    return &r->cells[r->pow2 ? pos & r->mask : pos % r->cap];
+}
+
+/* ---- the ring itself -------------------------------------------------- */
+
+/* 0, -EAGAIN (full at our position) or -EPIPE (closed). */
+static inline int ring_put(weft__fring *r, void *item)
+{
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+
+    for (;;) {
+        weft__fcell *c;
+        int64_t dif;
+
+        if (WEFT_UNLIKELY(pos & CLOSED))
+            return -EPIPE;
+        c = cell_at(r, pos);
+        dif = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) -
+                        pos);
+        if (WEFT_LIKELY(dif == 0)) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &r->tail, &pos, pos + 1, memory_order_relaxed,
+                    memory_order_relaxed)) {
+                c->item = item;
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                return 0;
+            }
+        } else if (dif < 0) {
+            return -EAGAIN;
+        } else {
+            pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        }
+    }
+}
+
+/* 0, -EAGAIN (empty at our position) or -EPIPE (closed: immediate). */
+static inline int ring_get(weft__fring *r, void **item)
+{
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+    for (;;) {
+        weft__fcell *c;
+        int64_t dif;
+
+        if (WEFT_UNLIKELY(pos & CLOSED))
+            return -EPIPE;
+        c = cell_at(r, pos);
+        dif = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) -
+                        (pos + 1));
+        if (WEFT_LIKELY(dif == 0)) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &r->head, &pos, pos + 1, memory_order_relaxed,
+                    memory_order_relaxed)) {
+                *item = c->item;
+                atomic_store_explicit(&c->seq, pos + r->cap,
+                                      memory_order_release);
+                return 0;
+            }
+        } else if (dif < 0) {
+            return -EAGAIN;
+        } else {
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+        }
+    }
+}
+
+/* Would a put (get) at the current position proceed or fail at once?  For
+ * spinning: reads only, so the spinner does not steal the line. */
+static bool put_ready(const weft__fring *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    return (pos & CLOSED) ||
+           atomic_load_explicit(&cell_at(r, pos)->seq,
+                                memory_order_relaxed) == pos;
+}
+
+static bool get_ready(const weft__fring *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return (pos & CLOSED) ||
+           atomic_load_explicit(&cell_at(r, pos)->seq,
+                                memory_order_relaxed) == pos + 1 ||
+           (atomic_load_explicit(&r->tail, memory_order_relaxed) & CLOSED);
+}
+
+/* Graceful shutdown and every claimed position consumed: get is -EPIPE. */
+static bool drained(const weft__fring *r)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    return (t & CLOSED) && POS(h) >= POS(t);
+}
+
+/* Spin for about the park layer's spin budget until ready(r).  Then, if
+ * a waiter was served within the last WAKE_WINDOW_NS, keep polling, with
+ * sched_yield between looks, until that window ends: the thread just woken
+ * takes tens of microseconds to run (a halted vCPU), and a side that
+ * parks meanwhile only starts a convoy in which each side sleeps while the
+ * other works, two wake-ups per ring's worth of items.  Yielding rather
+ * than pausing leaves the CPU to the woken thread if it has to run here.
+ * The window never runs past the caller's deadline.
+ * Green threads do not spin: the other side may be waiting for this
+ * worker. */
+static void spin_until(const weft__fring *r,
+                       bool (*ready)(const weft__fring *), int64_t deadline)
+{
+    unsigned n = weft__park_spin_iters;
+    int64_t until;
+
+    if (weft__self()->kind != WEFT__WAITER_OS)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        if (ready(r))
+            return;
+        weft__cpu_relax();
+    }
+    until = atomic_load_explicit(&r->woke_ns, memory_order_relaxed) +
+            WAKE_WINDOW_NS;
+    if (deadline != WEFT_FOREVER && deadline < until)
+        until = deadline;
+    while (weft__clock_now() < until) {
+        if (ready(r))
+            return;
+        sched_yield();
+    }
+}
+
+/* ---- serving parked waiters (the waker's side) ------------------------ */
+
+/* A put published a cell and saw nget != 0, or a get freed one and saw
+ * nput != 0.  Under the guard, move the oldest item to the first parked
+ * getter and the first parked putter's item into the room, as long as
+ * either makes progress (each move may enable the other; a running thread
+ * that took the item or the room first sends the waiter back to the front
+ * of its queue). */
+static void serve(weft_queue *q)
+{
+    weft__fring *r = q->ring;
+    weft__wait_entry *e;
+    struct weft__qslot *s;
+    bool progress, woke = false;
+    void *item;
+
+    lock(q);
+    do {
+        progress = false;
+        if ((e = weft__waitq_pop(&q->getters)) != NULL) {
+            if (ring_get(r, &item) == 0) {
+                s = (struct weft__qslot *)e->data;
+                s->item = item;
+                s->done = 1;
+                (void)weft__wake(e, 0); /* false: it sees done */
+                progress = true;
+            } else {
+                weft__waitq_push_front(&q->getters, e, e->waiter);
+            }
+        }
+        if ((e = weft__waitq_pop(&q->putters)) != NULL) {
+            s = (struct weft__qslot *)e->data;
+            if (ring_put(r, s->item) == 0) {
+                s->done = 1;
+                (void)weft__wake(e, 0);
+                progress = true;
+            } else {
+                weft__waitq_push_front(&q->putters, e, e->waiter);
+            }
+        }
+        woke = woke || progress;
+    } while (progress);
+    if (woke)
+        atomic_store_explicit(&r->woke_ns, weft__clock_now(),
+                              memory_order_relaxed);
+    /* After a graceful shutdown, the item a put that claimed its position
+     * before the shutdown published may have gone to a running getter:
+     * once nothing is left, the parked getters must learn that. */
+    if (!weft__waitq_empty(&q->getters) && drained(r))
+        weft__wake_all(&q->getters, -EPIPE);
+    atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
+    atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
+    unlock(q);
+}
+
+/* After a successful put (get): serve a parked getter (putter) if any.  The
+ * light fence orders our cell store before the load of the count; see the
+ * top of the file. */
+static inline void after_put(weft_queue *q)
+{
+    weft__fence_light();
+    if (WEFT_UNLIKELY(atomic_load_explicit(&q->ring->nget,
+                                           memory_order_relaxed) != 0))
+        serve(q);
+}
+
+static inline void after_get(weft_queue *q)
+{
+    weft__fence_light();
+    if (WEFT_UNLIKELY(atomic_load_explicit(&q->ring->nput,
+                                           memory_order_relaxed) != 0))
+        serve(q);
+}
+
+/* A put failed because tail is closed.  If the shutdown is immediate,
+ * make sure head is closed too before we report it (see the top). */
+static int put_closed(weft_queue *q)
+{
+    /* The acquire load pairs with shutdown's close of tail, which it made
+     * after raising q->shut: so we see the shut level that closed it. */
+    (void)atomic_load_explicit(&q->ring->tail, memory_order_acquire);
+    if (atomic_load_explicit(&q->shut, memory_order_acquire) ==
+        WEFT__Q_SHUT_IMMEDIATE)
+        atomic_fetch_or_explicit(&q->ring->head, CLOSED,
+                                 memory_order_acq_rel);
+    return -EPIPE;
+}
+
+/* ---- put -------------------------------------------------------------- */
+
+/* The ring was full: spin, then park until a get moves our item in,
+ * shutdown, or the deadline. */
+static int put_slow(weft_queue *q, void *item, int64_t deadline,
+                    int nowait_rc)
+{
+    weft__fring *r = q->ring;
+    weft__wait_entry e;
+    struct weft__qslot s = {item, 0, 0};
+    bool front = false;
+    int rc;
+
+    if (deadline == WEFT_NOW)
+        return nowait_rc;
+    for (;;) {
+        spin_until(r, put_ready, deadline);
+        rc = ring_put(r, item);
+        if (rc != -EAGAIN)
+            break;
+        lock(q);
+        atomic_store_explicit(&r->nput, q->putters.len + 1,
+                              memory_order_relaxed);
+        weft__fence_heavy();
+        rc = ring_put(r, item);
+        if (rc != -EAGAIN) {
+            atomic_store_explicit(&r->nput, q->putters.len,
+                                  memory_order_relaxed);
+            unlock(q);
+            break;
+        }
+        e.data = (uintptr_t)&s;
+        rc = weft__wait_on_under(&q->getters, &q->putters, &e, front,
+                                 deadline, "queue put", q);
+        if (rc == 0) {
+            if (s.done)
+                return 0; /* a get moved our item in and woke us */
+            /* Shutdown woke us (-EPIPE in e.result): see the ring say so. */
+            front = true;
+            continue;
+        }
+        /* -ETIMEDOUT or -ECANCELED: guard held, e unlinked. */
+        atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
+        unlock(q);
+        if (s.done)
+            return 0; /* moved in at the instant we gave up */
+        if (rc == -ETIMEDOUT) {
+            /* Room may have appeared in the instant we gave up. */
+            int rc2 = ring_put(r, item);
+            if (rc2 == 0) {
+                after_put(q);
+                return 0;
+            }
+            if (rc2 == -EPIPE)
+                return put_closed(q);
+        }
+        return rc;
+    }
+    if (rc == 0) {
+        after_put(q);
+        return 0;
+    }
+    return put_closed(q);
+}
+
+int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
+                         int nowait_rc)
+{
+    int rc = ring_put(q->ring, item);
+
+    if (WEFT_LIKELY(rc == 0)) {
+        after_put(q);
+        return 0;
+    }
+    if (rc == -EPIPE)
+        return put_closed(q);
+    return put_slow(q, item, deadline, nowait_rc);
+}
+
+/* ---- get -------------------------------------------------------------- */
+
+/* The ring was empty (or closed): -EPIPE if it is for good, else spin, then
+ * park until a put moves an item to us, shutdown, or the deadline. */
+static int get_slow(weft_queue *q, void **item, int64_t deadline,
+                    int nowait_rc)
+{
+    weft__fring *r = q->ring;
+    weft__wait_entry e;
+    struct weft__qslot s = {NULL, 0, 0};
+    bool front = false;
+    int rc;
+
+    for (;;) {
+        rc = ring_get(r, item);
+        if (rc != -EAGAIN)
+            break;
+        if (drained(r))
+            return -EPIPE;
+        if (deadline == WEFT_NOW)
+            return nowait_rc;
+        spin_until(r, get_ready, deadline);
+        rc = ring_get(r, item);
+        if (rc != -EAGAIN)
+            break;
+        lock(q);
+        atomic_store_explicit(&r->nget, q->getters.len + 1,
+                              memory_order_relaxed);
+        weft__fence_heavy();
+        rc = ring_get(r, item);
+        if (rc != -EAGAIN || drained(r)) {
+            atomic_store_explicit(&r->nget, q->getters.len,
+                                  memory_order_relaxed);
+            unlock(q);
+            if (rc == -EAGAIN)
+                return -EPIPE;
+            break;
+        }
+        e.data = (uintptr_t)&s;
+        rc = weft__wait_on_under(&q->getters, &q->getters, &e, front,
+                                 deadline, "queue get", q);
+        if (rc == 0) {
+            if (s.done) {
+                *item = s.item; /* a put moved it to us */
+                return 0;
+            }
+            /* Shutdown woke us: drain what is left, or fail. */
+            front = true;
+            continue;
+        }
+        atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
+        unlock(q);
+        if (s.done) {
+            *item = s.item;
+            return 0;
+        }
+        if (rc == -ETIMEDOUT) {
+            /* An item may have come in the instant we gave up. */
+            rc = ring_get(r, item);
+            if (rc == 0)
+                break;
+            if (rc == -EPIPE || drained(r))
+                return -EPIPE;
+            return -ETIMEDOUT;
+        }
+        return rc;
+    }
+    if (rc == 0) {
+        after_get(q);
+        return 0;
+    }
+    return -EPIPE;
+}
+
+int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
+                         int nowait_rc)
+{
+    int rc = ring_get(q->ring, item);
+
+    if (WEFT_LIKELY(rc == 0)) {
+        after_get(q);
+        return 0;
+    }
+    if (rc == -EPIPE)
+        return -EPIPE;
+    return get_slow(q, item, deadline, nowait_rc);
+}
+
+/* ---- create / destroy / snapshots ------------------------------------- */
+
+int weft__queue_fast_init(weft_queue *q, size_t cap)
+{
+    weft__fring *r;
+    size_t bytes = (cap * sizeof(weft__fcell) + 63) / 64 * 64;
+
+    r = aligned_alloc(64, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    memset(r, 0, sizeof *r);
+    r->cells = aligned_alloc(64, bytes);
+    if (r->cells == NULL) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->cap = cap;
+    r->pow2 = (cap & (cap - 1)) == 0;
+    r->mask = cap - 1;
+    for (size_t i = 0; i < cap; i++) {
+        atomic_init(&r->cells[i].seq, i);
+        r->cells[i].item = NULL;
+    }
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->done, 0);
+    atomic_init(&r->nget, 0);
+    atomic_init(&r->nput, 0);
+    atomic_init(&r->njoin, 0);
+    atomic_init(&r->woke_ns, 0);
+    q->ring = r;
+    return 0;
+}
+
+/* Nobody uses q any more (destroy checked), so every claimed position has
+ * been published. */
+void weft__queue_fast_fini(weft_queue *q, void (*free_item)(void *item))
+{
+    weft__fring *r = q->ring;
+    uint64_t h = POS(atomic_load_explicit(&r->head, memory_order_acquire));
+    uint64_t t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+
+    if (free_item)
+        for (; h < t; h++)
+            free_item(cell_at(r, h)->item);
+    free(r->cells);
+    free(r);
+    q->ring = NULL;
+}
+
+/* head is read first, so a concurrent get cannot make the difference
+ * negative; a concurrent put may count, capped at the bound. */
+size_t weft__queue_fast_size(const weft_queue *q)
+{
+    const weft__fring *r = q->ring;
+    uint64_t h, t;
+
+    if (atomic_load_explicit(&q->shut, memory_order_acquire) ==
+        WEFT__Q_SHUT_IMMEDIATE)
+        return 0;
+    h = POS(atomic_load_explicit(&r->head, memory_order_acquire));
+    t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+    if (t <= h)
+        return 0;
+    return t - h > r->cap ? (size_t)r->cap : (size_t)(t - h);
+}
+
+/* ---- task_done / join ------------------------------------------------- */
+
+size_t weft__queue_fast_unfinished(const weft_queue *q)
+{
+    const weft__fring *r = q->ring;
+    uint64_t d = atomic_load_explicit(&r->done, memory_order_acquire);
+    uint64_t t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+    return t > d ? (size_t)(t - d) : 0;
+}
+
+/* done never passes tail: a task_done that would make it do so is
+ * -EOVERFLOW.  tail only grows, so a stale tail only errs towards
+ * -EOVERFLOW for a put that has not returned yet. */
+int weft__queue_fast_task_done(weft_queue *q)
+{
+    weft__fring *r = q->ring;
+    uint64_t d = atomic_load_explicit(&r->done, memory_order_relaxed);
+    uint64_t t;
+
+    do {
+        t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+        if (d >= t)
+            return -EOVERFLOW;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &r->done, &d, d + 1, memory_order_acq_rel, memory_order_relaxed));
+    weft__fence_light();
+    if (d + 1 == t &&
+        atomic_load_explicit(&r->njoin, memory_order_relaxed) != 0) {
+        lock(q);
+        if (weft__queue_fast_unfinished(q) == 0) {
+            weft__wake_all(&q->joiners, 0);
+            atomic_store_explicit(&r->njoin, q->joiners.len,
+                                  memory_order_relaxed);
+        }
+        unlock(q);
+    }
+    return 0;
+}
+
+/* Same contract as the locked queue's join: woken when unfinished reaches
+ * zero after we registered. */
+int weft__queue_fast_join(weft_queue *q, int64_t deadline)
+{
+    weft__fring *r = q->ring;
+    weft__wait_entry e;
+    int rc;
+
+    if (weft__queue_fast_unfinished(q) == 0)
+        return 0;
+    if (deadline == WEFT_NOW)
+        return -ETIMEDOUT;
+    lock(q);
+    atomic_store_explicit(&r->njoin, q->joiners.len + 1, memory_order_relaxed);
+    weft__fence_heavy();
+    if (weft__queue_fast_unfinished(q) == 0) {
+        atomic_store_explicit(&r->njoin, q->joiners.len, memory_order_relaxed);
+        unlock(q);
+        return 0;
+    }
+    e.data = 0;
+    rc = weft__wait_on_under(&q->getters, &q->joiners, &e, false, deadline,
+                             "queue join", q);
+    if (rc == 0)
+        return 0;
+    atomic_store_explicit(&r->njoin, q->joiners.len, memory_order_relaxed);
+    if (rc == -ETIMEDOUT && weft__queue_fast_unfinished(q) == 0)
+        rc = 0;
+    unlock(q);
+    return rc;
+}
+
+/* ---- shutdown --------------------------------------------------------- */
+
+/* Subtract the n items an immediate shutdown withdrew from the unfinished
+ * tasks, clamped at zero (done never passes tail). */
+static void withdraw(weft__fring *r, uint64_t t, uint64_t n)
+{
+    uint64_t d = atomic_load_explicit(&r->done, memory_order_relaxed);
+    uint64_t nd;
+
+    do {
+        nd = d + n < t ? d + n : t;
+        if (nd < d)
+            nd = d;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &r->done, &d, nd, memory_order_acq_rel, memory_order_relaxed));
+}
+
+/* Called with the guard held and q->shut already raised to its new value. */
+void weft__queue_fast_shutdown(weft_queue *q, bool immediate)
+{
+    weft__fring *r = q->ring;
+    uint64_t h, t;
+
+    t = POS(atomic_fetch_or_explicit(&r->tail, CLOSED, memory_order_acq_rel));
+    if (immediate) {
+        h = POS(atomic_fetch_or_explicit(&r->head, CLOSED,
+                                         memory_order_acq_rel));
+        withdraw(r, t, t > h ? t - h : 0);
+        if (weft__queue_fast_unfinished(q) == 0) {
+            weft__wake_all(&q->joiners, 0);
+            atomic_store_explicit(&r->njoin, q->joiners.len,
+                                  memory_order_relaxed);
+        }
+    }
+    /* Every waiter retries and sees the ring closed (getters after a
+     * graceful shutdown first drain what is left). */
+    weft__wake_all(&q->putters, -EPIPE);
+    atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
+    weft__wake_all(&q->getters, -EPIPE);
+    atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
+}
+
+/* Only after an immediate shutdown: head is closed, so nothing moves it
+ * but this, under the guard. */
+size_t weft__queue_fast_take_undelivered(weft_queue *q, void **out,
+                                         size_t cap)
+{
+    weft__fring *r = q->ring;
+    size_t n = 0;
+    uint64_t h, t;
+
+    lock(q);
+    if (atomic_load_explicit(&q->shut, memory_order_relaxed) !=
+        WEFT__Q_SHUT_IMMEDIATE) {
+        unlock(q);
+        return 0;
+    }
+    h = POS(atomic_load_explicit(&r->head, memory_order_acquire));
+    t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+    while (n < cap && h < t) {
+        weft__fcell *c = cell_at(r, h);
+        unsigned spins = 0;
+        /* A put that claimed h before the close publishes it within a few
+         * instructions (unless its thread was preempted). */
+        while (atomic_load_explicit(&c->seq, memory_order_acquire) != h + 1) {
+            if (++spins % 1024 == 0)
+                sched_yield();
+            else
+                weft__cpu_relax();
+        }
+        out[n++] = c->item;
+        atomic_store_explicit(&c->seq, h + r->cap, memory_order_release);
+        h++;
+        atomic_store_explicit(&r->head, h | CLOSED, memory_order_release);
+    }
+    unlock(q);
+    return n;
+}
