@@ -152,6 +152,9 @@ struct weft__worker {
     _Atomic int64_t tnext;         /* earliest deadline or INT64_MAX */
     /* Idle. */
     _Atomic uint32_t sleep_word;   /* futex word: 1 while asleep */
+    _Atomic uint32_t in_poll;      /* 1 while blocked in the poller instead
+                                      of on sleep_word (sched.c) */
+    int64_t polled_at;             /* owner only: last non-blocking poll */
     bool idle;                     /* guarded by the sched lock */
     bool credit;                   /* guarded by the sched lock: woken as
                                       a spinner by wakep */

@@ -31,12 +31,16 @@
  * idle (nidle++), then (full fence) re-checks every queue, so at least one
  * of the two sees the other.
  *
- * Room for later issues: the poller will be polled in find_work after the
- * global queue (without blocking when there is other work) and instead of
- * the futex sleep when idle (blocking until its earliest timer), with wakep
- * writing to its eventfd; the monitor will read each worker's `tick` and
- * `current` (already kept) to spot a worker stuck on one green thread.
- *
+ * The netpoller (src/io/poller.c).  A worker collects I/O events without
+ * waiting when its queues are empty (before it spins), and every
+ * GLOBAL_EVERY rounds while busy if BUSY_POLL_NS have passed since it last
+ * did, so that I/O is served while CPU work keeps every worker busy.  An
+ * idle worker, if anyone waits for I/O and no other worker does so
+ * already, blocks in the poller instead of on its futex word, until its
+ * earliest timer; wakep interrupts it through the poller (Go's netpoll
+ * break).  The monitor will read each worker's `tick` and `current` to
+ * spot a worker stuck on one green thread.
+
  * Invariants: a green thread is in at most one queue (ring, runnext or
  * global) and only while RUNNABLE; nidle counts the workers on the idle
  * list; nspinning counts workers with spinning set plus credits handed out
@@ -51,6 +55,7 @@
 #include <string.h>
 
 #include "green.h"
+#include "io/poller.h"
 #include "lib/assert.h"
 #include "platform/platform.h"
 #include "weft/thread.h"
@@ -59,6 +64,7 @@
 #define RUNNEXT_STREAK 3
 #define SPIN_NS 20000
 #define MAX_WORKERS 1024
+#define BUSY_POLL_NS 50000 /* a busy worker collects I/O events this often */
 
 static struct {
     weft__waitq lock;              /* the sched lock; only its guard is used */
@@ -68,6 +74,7 @@ static struct {
     _Atomic int nidle;
     _Atomic int nspinning;
     _Atomic int stopping;
+    _Atomic int poll_blocked;      /* an idle worker blocks in the poller */
     weft__worker *workers;         /* constant while running */
     _Atomic int nworkers;          /* 0 when not running */
     /* Start/stop and live green threads. */
@@ -189,6 +196,9 @@ static void wakep(void)
     }
     atomic_store(&v->sleep_word, 0);
     weft__futex_wake(&v->sleep_word, 1);
+    weft__full_fence(); /* sleep_word before in_poll; see idle_sleep */
+    if (atomic_load(&v->in_poll))
+        weft__poller_interrupt();
 }
 
 static void stop_spinning(weft__worker *w, bool found)
@@ -310,6 +320,32 @@ static weft_green *spin(weft__worker *w)
     return NULL;
 }
 
+/* The idle worker that watches the poller: block in it until an event, a
+ * timer or a wake-up.  wakep stores sleep_word = 0 and then reads in_poll;
+ * we store in_poll = 1 and then read sleep_word (full fences between), so
+ * either it interrupts the poller or we do not block in it. */
+static void poll_sleep(weft__worker *w, int64_t deadline)
+{
+    atomic_store(&w->in_poll, 1);
+    weft__full_fence();
+    while (atomic_load(&w->sleep_word) == 1 && !atomic_load(&S.stopping)) {
+        if (deadline >= 0 && weft__clock_now() >= deadline)
+            break;
+        if (weft__poller_poll(deadline) > 0)
+            break; /* green threads may have become runnable here */
+    }
+    atomic_store(&w->in_poll, 0);
+}
+
+/* Collect I/O events without waiting; whether any came. */
+static bool poll_now(weft__worker *w)
+{
+    if (!weft__poller_wanted())
+        return false;
+    w->polled_at = weft__clock_now();
+    return weft__poller_poll(WEFT_NOW) > 0;
+}
+
 static void idle_sleep(weft__worker *w)
 {
     int64_t next = atomic_load(&w->tnext);
@@ -329,10 +365,16 @@ static void idle_sleep(weft__worker *w)
     unlock_sched();
     weft__full_fence(); /* registered as idle before re-checking */
     if (!work_anywhere()) {
-        while (atomic_load(&w->sleep_word) == 1) {
-            if (deadline >= 0 && weft__clock_now() >= deadline)
-                break;
-            weft__futex_wait(&w->sleep_word, 1, deadline);
+        if (weft__poller_wanted() &&
+            !atomic_exchange(&S.poll_blocked, 1)) {
+            poll_sleep(w, deadline);
+            atomic_store(&S.poll_blocked, 0);
+        } else {
+            while (atomic_load(&w->sleep_word) == 1) {
+                if (deadline >= 0 && weft__clock_now() >= deadline)
+                    break;
+                weft__futex_wait(&w->sleep_word, 1, deadline);
+            }
         }
     }
     lock_sched();
@@ -360,8 +402,14 @@ static weft_green *find_work(weft__worker *w)
         if (atomic_load_explicit(&w->tnext, memory_order_relaxed) !=
             INT64_MAX)
             weft__timer_run(w, weft__clock_now());
-        if (w->tick % GLOBAL_EVERY == 0 && (g = global_get(w, 1)) != NULL)
-            break;
+        if (w->tick % GLOBAL_EVERY == 0) {
+            if ((g = global_get(w, 1)) != NULL)
+                break;
+            /* A busy worker still collects I/O events now and then. */
+            if (weft__poller_wanted() &&
+                weft__clock_now() - w->polled_at > BUSY_POLL_NS)
+                (void)poll_now(w);
+        }
         if (w->runnext != NULL && w->runnext_streak < RUNNEXT_STREAK) {
             g = w->runnext;
             w->runnext = NULL;
@@ -377,6 +425,8 @@ static weft_green *find_work(weft__worker *w)
         }
         if ((g = global_get(w, WEFT__RUNQ_CAP / 2)) != NULL)
             break;
+        if (poll_now(w))
+            continue; /* woken green threads are in our queues */
         if ((g = spin(w)) != NULL)
             break;
         if (atomic_load(&S.stopping))
@@ -496,6 +546,7 @@ static void stop_workers(int n)
         atomic_store(&S.workers[i].sleep_word, 0);
         weft__futex_wake(&S.workers[i].sleep_word, 1);
     }
+    weft__poller_interrupt();
     for (int i = 0; i < n; i++)
         if (S.workers[i].th != NULL)
             (void)weft_thread_join(S.workers[i].th, NULL, WEFT_FOREVER);
