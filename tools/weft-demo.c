@@ -38,6 +38,11 @@ static const struct demo demos[] = {
                                   "of one queue"},
     {"green_sleepers", {"100000", "500", NULL},
      "100,000 green threads sleeping at once, on small guarded stacks"},
+    {"green_echo", {NULL}, "a green echo server and green clients on "
+                           "loopback, a green thread per connection"},
+    {"green_idle_connections", {NULL},
+     "10,000 idle connections, each held by a green thread: the resident "
+     "memory per connection"},
 };
 
 static int run(const char *dir, const struct demo *d)

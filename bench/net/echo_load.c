@@ -41,7 +41,9 @@
  * when every response was right.
  *
  * Usage: echo_load -p PORT -c CONNS -n IMPL [-w WARM_MS] [-m MEASURE_MS]
- *                  [-I SERVER_PID [-H HOLD_MS]]
+ *                  [-P SERVER_PID] [-I SERVER_PID [-H HOLD_MS]]
+ * -P: also print the server's and the client's CPU time per response
+ * (from /proc/PID/stat and CLOCK_PROCESS_CPUTIME_ID), as a "#" line.
  *
  * The descriptor limit: RLIMIT_NOFILE is raised to its hard limit; if that
  * is below CONNS + a few, the run says so and fails.
@@ -85,6 +87,7 @@ static int nconns;
 static int port;
 static int ep;
 static long errors;
+static int64_t max_gap, last_resp; /* the longest pause between responses */
 static long retries;
 static int last_retry_errno;
 
@@ -310,8 +313,12 @@ static long run_until(int64_t from, int64_t end)
             }
             if (!recv_resp(c))
                 continue;
-            if (now >= from)
+            if (now >= from) {
                 count++;
+                if (last_resp && now - last_resp > max_gap)
+                    max_gap = now - last_resp;
+                last_resp = now;
+            }
             c->seq++;
             send_req(c);
         }
@@ -332,6 +339,33 @@ static void close_abort(int fd)
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     close(fd);
+}
+
+/* The CPU time process pid has used, in ns (utime + stime of all its
+ * threads from /proc/PID/stat, in clock ticks), or -1. */
+static int64_t cpu_ns(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                                   "%*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (int64_t)(ut + st) * (1000000000 / sysconf(_SC_CLK_TCK));
+}
+
+static int64_t self_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static long rss_kib(long pid)
@@ -372,17 +406,17 @@ static int raise_nofile(int need)
 static void usage(void)
 {
     fprintf(stderr, "usage: echo_load -p PORT -c CONNS -n IMPL [-w WARM_MS] "
-                    "[-m MEASURE_MS] [-I SERVER_PID [-H HOLD_MS]]\n");
+                    "[-m MEASURE_MS] [-P SERVER_PID] [-I SERVER_PID [-H HOLD_MS]]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *impl = NULL;
-    long warm_ms = 300, measure_ms = 1000, pid = 0, hold_ms = 0;
+    long warm_ms = 300, measure_ms = 1000, pid = 0, hold_ms = 0, spid = 0;
     int opt, rc = 0;
 
-    while ((opt = getopt(argc, argv, "p:c:n:w:m:I:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:n:w:m:I:H:P:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': nconns = atoi(optarg); break;
@@ -391,6 +425,7 @@ int main(int argc, char **argv)
         case 'm': measure_ms = atol(optarg); break;
         case 'I': pid = atol(optarg); break;
         case 'H': hold_ms = atol(optarg); break;
+        case 'P': spid = atol(optarg); break;
         default: usage();
         }
     }
@@ -460,12 +495,27 @@ int main(int argc, char **argv)
     } else {
         int64_t t0 = bench_now() + warm_ms * 1000000;
         int64_t t1 = t0 + measure_ms * 1000000;
-        long count = run_until(t0, t1);
+        long count = run_until(t0, t0);
+        int64_t scpu = spid ? cpu_ns(spid) : -1, ccpu = self_cpu_ns();
+        count = count < 0 ? count : run_until(t0, t1);
         if (count < 0)
             goto out_fail;
         double rate = (double)count / ((double)(t1 - t0) / 1e9);
-        printf("# %s, %d connections: %ld responses in %ld ms\n", impl,
-               nconns, count, measure_ms);
+        printf("# %s, %d connections: %ld responses in %ld ms", impl, nconns,
+               count, measure_ms);
+        /* CPU per response, which the host's other load disturbs less than
+         * the rate does (10 ms ticks for the server). */
+        if (scpu >= 0 && count > 0)
+            printf("; server CPU %.1f us/response (%.0f%% of a CPU)",
+                   (double)(cpu_ns(spid) - scpu) / 1e3 / (double)count,
+                   (double)(cpu_ns(spid) - scpu) * 100.0 / (double)(t1 - t0));
+        if (count > 0)
+            printf("; client CPU %.1f us/response",
+                   (double)(self_cpu_ns() - ccpu) / 1e3 / (double)count);
+        /* A stall of the server shows here even when the rate hides it. */
+        printf("; longest pause between responses %.1f ms",
+               (double)(count > 0 ? max_gap : t1 - t0) / 1e6);
+        printf("\n");
         char key[64];
         snprintf(key, sizeof key, "echo_64b_%dc", nconns);
         bench_result(key, impl, rate, "req/s", "higher");

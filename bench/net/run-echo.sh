@@ -21,7 +21,9 @@
 # each and reads the server's VmRSS before and after.
 #
 # Output: the client's commentary, then for each figure the median over the
-# repetitions as "result <key> <impl> <value> <unit> <better>" lines
+# repetitions (echo_64b_<N>c: responses per second; echo_cpu_<N>c: the
+# server's CPU time per response, which the host's other load disturbs
+# less; echo_idle_rss_per_conn and echo_idle_rss_total) as "result <key> <impl> <value> <unit> <better>" lines
 # (bench/micro/bench.h), with the min and max as "#" lines above them.
 # Exit status 1 if any run failed (a wrong byte, a lost connection, a
 # server that died).
@@ -106,6 +108,7 @@ server_cmd() {
 start() {
     srv_pid=
     srv_port=
+    : >"$tmp/port.$1" # exists before the server's shell opens it
     "$(server_cmd "$1")" >"$tmp/port.$1" 2>"$tmp/err.$1" &
     srv_pid=$!
     pids="$pids $srv_pid"
@@ -156,8 +159,11 @@ for c in $conns; do
                 continue
             fi
             if "$load" -p "$p" -c "$c" -n "$impl" -w "$warm_ms" \
-                -m "$measure_ms" >"$tmp/out" 2>"$tmp/err"; then
+                -m "$measure_ms" -P "$pid" >"$tmp/out" 2>"$tmp/err"; then
                 grep '^result ' "$tmp/out" >>"$tmp/results"
+                # The server's CPU time per response, as a figure too.
+                sed -n 's|^# [^,]*, [0-9]* connections:.*server CPU \([0-9.]*\) us/response.*|result echo_cpu_'"$c"'c '"$impl"' \1 us/resp lower|p' \
+                    "$tmp/out" >>"$tmp/results"
             else
                 cat "$tmp/out" "$tmp/err"
                 echo "# echo: $impl at $c connections failed"
