@@ -330,8 +330,8 @@ static long run_until(int64_t from, int64_t end)
 
 /* Close with a reset rather than a FIN: the client's side of a normal
  * close lingers in TIME_WAIT for a minute, and a benchmark run opens some
- * 100,000 connections to a few ports in that time, which would exhaust the
- * ephemeral ports (connect then fails with EADDRNOTAVAIL after a long,
+ * 200,000 connections to a few ports in two minutes, which would exhaust
+ * the ephemeral ports (connect then fails with EADDRNOTAVAIL after a long,
  * system-time-heavy search).  Every server sees the reset as the end of the
  * connection. */
 static void close_abort(int fd)

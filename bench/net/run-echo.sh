@@ -30,7 +30,8 @@
 #
 # Environment: WEFT_BENCH_SCALE, WEFT_BENCH_REPS, WEFT_ECHO_CONNS (the
 # connection counts, default "1 100 1000 10000"), WEFT_ECHO_IDLE_CONNS,
-# ECHO_GO; WEFT_WORKERS and GOMAXPROCS reach the servers unchanged (both
+# ECHO_GO, WEFT_ECHO_EXTRA ("name:path ..." : more servers to run beside
+# the others, e.g. a patched echo_weft, for an A/B comparison); WEFT_WORKERS and GOMAXPROCS reach the servers unchanged (both
 # default to the CPU count).
 set -u
 
@@ -95,12 +96,20 @@ else
 fi
 [ -n "$go_bin" ] && impls="$impls go"
 [ -x "$dir/echo_epoll" ] && impls="$impls epoll"
+# Extra servers for an A/B comparison (a patched weft, say): each
+# "name:path" joins the run under its name.
+for x in ${WEFT_ECHO_EXTRA:-}; do
+    name=${x%%:*}
+    eval "extra_$name=\${x#*:}"
+    impls="$impls $name"
+done
 
 server_cmd() {
     case $1 in
     weft) echo "$dir/echo_weft" ;;
     go) echo "$go_bin" ;;
     epoll) echo "$dir/echo_epoll" ;;
+    *) eval "echo \$extra_$1" ;;
     esac
 }
 
