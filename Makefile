@@ -114,6 +114,10 @@ TOOL_BIN := $(TOOL_SRC:tools/%.c=$(B)/tools/%)
 
 BENCH_SRC := $(sort $(wildcard bench/micro/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/micro/%.c=$(B)/bench/%)
+# The network benchmarks (bench/net/run-echo.sh runs them): servers and the
+# load client, each its own program.
+NET_BENCH_SRC := $(sort $(wildcard bench/net/*.c))
+NET_BENCH_BIN := $(NET_BENCH_SRC:bench/net/%.c=$(B)/bench/net/%)
 
 HEADERS := $(wildcard include/*.h include/weft/*.h) \
            $(wildcard src/*/*.h)
@@ -195,7 +199,12 @@ $(B)/bench/%: bench/micro/%.c $(B)/libweft.a $(HEADERS) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libweft.a $(LDFLAGS_ALL)
 
-bench: deps $(BENCH_BIN)
+$(B)/bench/net/%: bench/net/%.c $(B)/libweft.a $(HEADERS) \
+                  $(wildcard bench/micro/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(B)/libweft.a $(LDFLAGS_ALL)
+
+bench: deps $(BENCH_BIN) $(NET_BENCH_BIN)
 	@sh tools/run-bench.sh $(B)/bench
 
 demo: all
@@ -221,7 +230,7 @@ uninstall:
 
 format:
 	clang-format -i $(LIB_SRC) $(HEADERS) $(UNIT_SRC) $(STRESS_SRC) \
-	    $(EXAMPLE_SRC) $(TOOL_SRC) $(BENCH_SRC)
+	    $(EXAMPLE_SRC) $(TOOL_SRC) $(BENCH_SRC) $(NET_BENCH_SRC)
 
 clean:
 	rm -rf build

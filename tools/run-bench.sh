@@ -14,6 +14,11 @@
 #           (goroutines, GOMAXPROCS=1), each built with `go build` into the
 #           temp dir
 #   Python  bench/anchors/anchors.py, run with python3
+# Then the echo benchmarks: bench/net/run-echo.sh runs weft's green echo
+# server, Go's (bench/anchors/echo.go, built here with `go build` like the
+# other Go anchors) and a plain epoll loop (DIR/net/echo_epoll) under one
+# load client (DIR/net/echo_load); its median lines join the same table,
+# the epoll loop as the C anchor.  WEFT_BENCH_ECHO=0 leaves them out.
 # A missing toolchain or header is skipped with a note; this script installs
 # nothing.  A figure may have several C/C++ anchors (the yield switch has
 # boost_fiber and boost_fcontext): each gets its own row.
@@ -111,6 +116,13 @@ if command -v go >/dev/null 2>&1; then
             echo "Go $prog: build failed, skipped" | tee -a "$notes"
         fi
     done
+    # The Go echo server is run by bench/net/run-echo.sh below.
+    if ! GOCACHE=$gocache GOFLAGS= GO111MODULE=auto \
+        go build -o "$tmp/echo-go" "$root/bench/anchors/echo.go" \
+        >"$tmp/gobuild" 2>&1; then
+        cat "$tmp/gobuild"
+        echo "Go echo: build failed, skipped" | tee -a "$notes"
+    fi
 else
     echo "Go anchors: no go toolchain here, skipped" | tee -a "$notes"
 fi
@@ -120,6 +132,22 @@ if command -v python3 >/dev/null 2>&1; then
         python3 "$root/bench/anchors/anchors.py"
 else
     echo "Python anchors: no python3 here, skipped" | tee -a "$notes"
+fi
+
+# The echo benchmarks: servers and load client in DIR/net.
+if [ "${WEFT_BENCH_ECHO:-1}" = 0 ]; then
+    echo "echo benchmarks: WEFT_BENCH_ECHO=0, skipped" | tee -a "$notes"
+elif [ -x "$dir/net/echo_load" ]; then
+    if [ -x "$tmp/echo-go" ]; then
+        ECHO_GO=$tmp/echo-go
+    else
+        ECHO_GO=/nonexistent # run-echo.sh must not build it: no go here
+    fi
+    run "echo: weft green / Go goroutine / epoll loop, one load client" \
+        env ECHO_GO="$ECHO_GO" sh "$root/bench/net/run-echo.sh" "$dir/net"
+else
+    echo "echo benchmarks: no $dir/net/echo_load (make bench builds it), skipped" |
+        tee -a "$notes"
 fi
 
 echo "== summary (ratio = weft / anchor; 'lower': < 1 is weft faster, 'higher': > 1 is weft faster)"
@@ -168,6 +196,17 @@ END {
     tgt["green_parked_rss"] = "<=4.5KiB"; tref["green_parked_rss"] = "abs"
     tgt["green_queue_pingpong"] = "<=0.25"
     tref["green_queue_pingpong"] = "go"
+    # Green I/O (issue 4): the echo server at every connection count
+    # against Go (first target) and the epoll loop (second), and the whole
+    # server holding 10,000 idle connections.
+    split("1 100 1000 10000", ec, " ")
+    for (e in ec) {
+        tgt["echo_64b_" ec[e] "c"] = ">=1.00"
+        tref["echo_64b_" ec[e] "c"] = "go"
+        tgt2["echo_64b_" ec[e] "c"] = ">=0.90"
+        tref2["echo_64b_" ec[e] "c"] = "epoll"
+    }
+    tgt["echo_idle_rss_total"] = "<=100MB"; tref["echo_idle_rss_total"] = "abs"
     printf "%-26s %-8s %-6s %9s  %-20s %6s %9s %6s %9s %6s  %s\n", \
         "figure", "unit", "better", "weft", "C anchor", "w/C", "go", "w/go", \
         "python", "w/py", "target"
@@ -188,6 +227,11 @@ END {
                 else if ((ref == "" && j == 1) || (ref != "" && ref == c))
                     t = verdict(tgt[k], ratio(w, cv) == "-" ? "" : w / cv)
             }
+            # A second target against a named C anchor, on that row.
+            if ((k in tgt2) && tref2[k] == c)
+                t = (t == "" ? "" : t ", ") \
+                    verdict(tgt2[k], ratio(w, cv) == "-" ? "" : w / cv) \
+                    " vs " c
             gv = (j == 1) ? val[k, "go"] : ""
             pv = (j == 1) ? val[k, "python"] : ""
             printf "%-26s %-8s %-6s %9s  %-20s %6s %9s %6s %9s %6s  %s\n", \

@@ -42,6 +42,11 @@ static const struct demo demos[] = {
                               "(eventlet's never end): the monitor hands "
                               "them to spare workers, every counter "
                               "advances and the program ends when told"},
+    {"green_echo", {NULL}, "a green echo server and green clients on "
+                           "loopback, a green thread per connection"},
+    {"green_idle_connections", {NULL},
+     "10,000 idle connections, each held by a green thread: the resident "
+     "memory per connection"},
 };
 
 static int run(const char *dir, const struct demo *d)

@@ -148,6 +148,25 @@ START_TEST(green_selfish_every_counter_advances)
 }
 END_TEST
 
+/* test_echo.c runs these two harder (more clients, more connections). */
+START_TEST(green_echo_runs)
+{
+    ck_assert_int_eq(run_example("green_echo", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "echoed 20 lines (12448 bytes) for 4 clients, "
+                              "every byte as sent"), "%s", out);
+}
+END_TEST
+
+START_TEST(green_idle_connections_runs)
+{
+    ck_assert_int_eq(run_example("green_idle_connections 200", out,
+                                 sizeof out), 0);
+    ck_assert_msg(strstr(out, "held 200 idle connections"), "%s", out);
+    ck_assert_msg(strstr(out, "200 of 200 connections closed cleanly"), "%s",
+                  out);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -165,6 +184,8 @@ static Suite *examples_suite(void)
     tcase_add_test(c, green_agent_applies_every_update);
     tcase_add_test(c, green_mixed_queue_delivers_everything);
     tcase_add_test(c, green_selfish_every_counter_advances);
+    tcase_add_test(c, green_echo_runs);
+    tcase_add_test(c, green_idle_connections_runs);
     suite_add_tcase(s, c);
     return s;
 }
