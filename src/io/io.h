@@ -48,8 +48,9 @@ int weft__io_forget(int fd);
  * calls in flight are waited for, then close(2).  Its result. */
 int weft__io_close(int fd);
 
-/* fd was just created by weft (accept, socket): forget any state left by
- * an earlier descriptor of the same number closed behind weft's back. */
+/* fd was just created non-blocking by weft (accept, socket): forget any
+ * state left by an earlier descriptor of the same number closed behind
+ * weft's back, and register it (no fcntl needed). */
 void weft__io_fresh(int fd);
 
 #endif

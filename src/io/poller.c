@@ -140,17 +140,20 @@ static uint64_t token(int fd, uint32_t gen)
 }
 
 /* First use of fd: non-blocking mode and the pollset.  Guard held. */
-static int register_locked(weft__pfd *p, int fd)
+static int register_locked(weft__pfd *p, int fd, bool nonblocking)
 {
     int flags, rc;
 
     if (atomic_load(&p->state) != UNREG)
         return 0;
-    flags = fcntl(fd, F_GETFL);
-    if (flags < 0)
-        return -errno;
-    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-        return -errno;
+    if (!nonblocking) {
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+            return -errno;
+        if (!(flags & O_NONBLOCK) &&
+            fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+            return -errno;
+    }
     rc = weft__pollset_open();
     if (rc == 0)
         rc = weft__pollset_add(fd, token(fd, atomic_load(&p->gen)));
@@ -182,7 +185,7 @@ int weft__io_prepare(int fd, weft__io_snap *s)
     if (WEFT_UNLIKELY(atomic_load_explicit(&p->state, memory_order_acquire)
                       == UNREG)) {
         weft__waitq_lock(&p->rq);
-        rc = register_locked(p, fd);
+        rc = register_locked(p, fd, false);
         weft__waitq_unlock(&p->rq);
     }
     s->p = p;
@@ -391,11 +394,17 @@ int weft__io_close(int fd)
 
 void weft__io_fresh(int fd)
 {
-    weft__pfd *p = entry(fd, false);
+    weft__pfd *p = entry(fd, true);
 
+    if (p == NULL)
+        return; /* out of range or no memory: the first call will say */
     /* Registered still: its number was closed without weft_close. */
-    if (p != NULL && atomic_load(&p->state) != UNREG)
+    if (atomic_load(&p->state) != UNREG)
         (void)weft__io_forget(fd);
+    /* Created non-blocking by weft: register it now, without fcntl. */
+    weft__waitq_lock(&p->rq);
+    (void)register_locked(p, fd, true);
+    weft__waitq_unlock(&p->rq);
 }
 
 /* One event: bump the edge counts, then wake the waiters of the
