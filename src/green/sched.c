@@ -926,7 +926,18 @@ static weft_green *spare_find_work(weft__worker *w)
         return g;
     if ((g = take_runnext(p)) != NULL)
         return g;
-    return global_get(w, WEFT__RUNQ_CAP / 2);
+    if ((g = global_get(w, WEFT__RUNQ_CAP / 2)) != NULL)
+        return g;
+    /* Green threads whose I/O is ready are work too: the hogged workers
+     * do not collect events. */
+    if (poll(w, WEFT_NOW)) {
+        if ((g = rn_load(w)) != NULL) {
+            rn_store(w, NULL);
+            return g;
+        }
+        return weft__runq_pop(&w->rq);
+    }
+    return NULL;
 }
 
 /* A spare going to rest: what it still holds goes to the global queue

@@ -371,6 +371,80 @@ START_TEST(accept_deadline_and_cancel)
 }
 END_TEST
 
+/* A green thread computing for two seconds without yielding, on a runtime
+ * of ONE worker, does not stop a green echo client from getting answers
+ * meanwhile: the monitor hands the worker's queue to a spare, and I/O
+ * readiness reaches it (issue 4's "must show"). */
+static _Atomic int computing_done;
+
+static int compute_2s(void *p)
+{
+    volatile unsigned long x = 0;
+    int64_t until = weft_deadline_in(MS(2000));
+    (void)p;
+    while (weft_now() < until)
+        x++;
+    atomic_store(&computing_done, 1);
+    return 0;
+}
+
+struct answers {
+    int port;
+    _Atomic long during;
+};
+
+static int client_counting(void *p)
+{
+    struct answers *a = p;
+    char out[64], in[64];
+    int fd = weft_tcp_dial("127.0.0.1", a->port, weft_deadline_in(MS(10000)));
+    if (fd < 0)
+        return fd;
+    for (long i = 0; !atomic_load(&computing_done); i++) {
+        memset(out, (int)('a' + i % 26), sizeof out);
+        if (weft_write_all(fd, out, sizeof out, NULL, WEFT_FOREVER) != 0)
+            return -2;
+        size_t got = 0;
+        while (got < sizeof in) {
+            ssize_t n = weft_read(fd, in + got, sizeof in - got,
+                                  weft_deadline_in(MS(10000)));
+            if (n <= 0)
+                return -3;
+            got += (size_t)n;
+        }
+        if (memcmp(in, out, sizeof in) != 0)
+            return -4;
+        if (!atomic_load(&computing_done))
+            atomic_fetch_add(&a->during, 1);
+    }
+    weft_close(fd);
+    return 0;
+}
+
+START_TEST(computation_does_not_stop_echo)
+{
+    struct echo e = {.conns = 1};
+    struct answers a = {0};
+    weft_green *srv, *cpu, *cl;
+    int r = -1;
+    ck_assert_rc(weft_runtime_start(1), 0);
+    e.lfd = weft_tcp_listen(NULL, 0, 0);
+    ck_assert_int_ge(e.lfd, 0);
+    a.port = weft_sock_port(e.lfd);
+    srv = spawn(echo_server, &e);
+    cpu = spawn(compute_2s, NULL);
+    cl = spawn(client_counting, &a);
+    ck_assert_rc(weft_green_join(cl, &r, weft_deadline_in(MS(30000))), 0);
+    ck_assert_rc(r, 0);
+    join(cpu);
+    join(srv);
+    /* Answers came while the computation held the only worker. */
+    ck_assert_msg(atomic_load(&a.during) >= 5, "%ld answers during the "
+                  "computation", atomic_load(&a.during));
+    weft_close(e.lfd);
+}
+END_TEST
+
 /* ---- writes ----------------------------------------------------------- */
 
 struct bulk {
@@ -635,6 +709,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, tcp_ipv6_loopback);
     tcase_add_test(tc, connect_errors);
     tcase_add_test(tc, accept_deadline_and_cancel);
+    tcase_add_test(tc, computation_does_not_stop_echo);
     tcase_add_test(tc, write_all_parks_when_full);
     tcase_add_test(tc, write_deadline_when_full);
     tcase_add_test(tc, epipe_without_sigpipe);
