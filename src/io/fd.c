@@ -25,6 +25,7 @@
 
 #include "io/io.h"
 #include "weft/io.h"
+#include "weft/time.h"
 
 enum op { READ, WRITE, READV, WRITEV, RECV, SEND, ACCEPT };
 
@@ -93,14 +94,23 @@ static ssize_t run(int fd, enum op op, struct args *a, int64_t deadline)
 {
     weft__io_snap s;
     ssize_t n;
+    bool plain;
     int rc;
 
     for (;;) {
         rc = weft__io_prepare(fd, &s);
         if (rc != 0)
             return rc;
-        n = attempt(op, &s, a);
-        weft__io_release(&s);
+        plain = (op == READ || op == RECV) && a->flags == 0;
+        if (plain && deadline != WEFT_NOW && weft__io_known_empty(&s)) {
+            weft__io_release(&s);
+            n = -EAGAIN; /* the last read emptied it and no edge came */
+        } else {
+            n = attempt(op, &s, a);
+            weft__io_release(&s);
+            if (plain)
+                weft__io_read_done(&s, a->len, n);
+        }
         if (n >= 0 || (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR))
             return n;
         if (n == -EINTR)

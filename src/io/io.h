@@ -3,7 +3,10 @@
 #ifndef WEFT_IO_INTERNAL_H
 #define WEFT_IO_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef struct weft__pfd weft__pfd;
 
@@ -31,6 +34,12 @@ int weft__io_wait(const weft__io_snap *s, int events, int64_t deadline);
 /* Whether s's descriptor is ready for events now (a level, asked of the
  * kernel without waiting): 1, 0, or a negative errno code (-EBADF). */
 int weft__io_ready(const weft__io_snap *s, int events);
+
+/* Whether a read at s's edge count would find the buffer empty (a short
+ * read of this stream socket was made at that count): then wait first. */
+bool weft__io_known_empty(const weft__io_snap *s);
+/* After a read of asked bytes that returned got (or -errno). */
+void weft__io_read_done(const weft__io_snap *s, size_t asked, ssize_t got);
 
 /* send(2) on s's descriptor said ENOTSOCK: remember it. */
 void weft__io_mark_notsock(const weft__io_snap *s);

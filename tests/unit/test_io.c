@@ -568,6 +568,47 @@ START_TEST(vectors_send_recv_pipes)
 }
 END_TEST
 
+/* A short read of a stream socket lets the next read skip its system call
+ * and wait for the next edge; data written meanwhile is never missed, by a
+ * green thread, an OS thread, a WEFT_NOW read or a peek. */
+static int read_one_green(void *p)
+{
+    char c = 0;
+    ssize_t n = weft_read((int)(intptr_t)p, &c, 8, weft_deadline_in(MS(10000)));
+    return n == 1 ? c : (int)n;
+}
+
+START_TEST(short_read_then_new_data)
+{
+    int sv[2];
+    char buf[8];
+    pair(sv);
+    ck_assert_int_eq(write(sv[1], "a", 1), 1);
+    ck_assert_int_eq(weft_read(sv[0], buf, sizeof buf, WEFT_FOREVER), 1);
+    /* Emptied; new data must still be seen at once. */
+    ck_assert_int_eq(write(sv[1], "b", 1), 1);
+    ck_assert_int_eq(weft_read(sv[0], buf, sizeof buf, WEFT_NOW), 1);
+    ck_assert_int_eq(buf[0], 'b');
+    ck_assert_int_eq(write(sv[1], "c", 1), 1);
+    ck_assert_int_eq(weft_recv(sv[0], buf, sizeof buf, MSG_PEEK, WEFT_NOW), 1);
+    ck_assert_int_eq(weft_read(sv[0], buf, sizeof buf,
+                               weft_deadline_in(MS(5000))), 1);
+    ck_assert_int_eq(buf[0], 'c');
+    for (int i = 0; i < 200; i++) {
+        weft_green *g;
+        ck_assert_rc(weft_green_spawn(&g, read_one_green,
+                                      (void *)(intptr_t)sv[0], NULL), 0);
+        char c = (char)('A' + i % 26);
+        ck_assert_int_eq(write(sv[1], &c, 1), 1);
+        int r = 0;
+        ck_assert_rc(weft_green_join(g, &r, weft_deadline_in(MS(10000))), 0);
+        ck_assert_int_eq(r, c);
+    }
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+}
+END_TEST
+
 START_TEST(fd_wait_readiness)
 {
     int sv[2];
@@ -714,6 +755,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, write_deadline_when_full);
     tcase_add_test(tc, epipe_without_sigpipe);
     tcase_add_test(tc, vectors_send_recv_pipes);
+    tcase_add_test(tc, short_read_then_new_data);
     tcase_add_test(tc, fd_wait_readiness);
     tcase_add_test(tc, fd_wait_green_both_directions);
     tcase_add_test(tc, regular_file_reads);
