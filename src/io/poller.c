@@ -237,8 +237,12 @@ void weft__io_release(const weft__io_snap *s)
 
 bool weft__io_known_empty(const weft__io_snap *s)
 {
+    /* Only a green thread waits for the edge count to move; an OS thread
+     * polls the level, and must then read. */
     return atomic_load_explicit(&s->p->drained, memory_order_relaxed) ==
-           s->rseq + 1;
+               s->rseq + 1 &&
+           weft__self()->kind == WEFT__WAITER_GREEN &&
+           atomic_load_explicit(&s->p->state, memory_order_relaxed) == POLLED;
 }
 
 void weft__io_read_done(const weft__io_snap *s, size_t asked, ssize_t got)
