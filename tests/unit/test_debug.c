@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "debug/debug.h"
@@ -445,6 +446,46 @@ START_TEST(no_report_while_an_os_thread_may_act)
 }
 END_TEST
 
+static int read_forever(void *p)
+{
+    char c;
+    return (int)weft_read((int)(intptr_t)p, &c, 1, WEFT_FOREVER);
+}
+
+static int write_after_rounds(void *p)
+{
+    int fd = (int)(intptr_t)p;
+    weft__thread_mark_system(weft_thread_current());
+    int64_t until = weft_deadline_in(MS(100));
+    while (weft_now() < until) {
+        weft__debug_poll(weft_now());
+        weft_sleep_until(weft_deadline_in(200 * 1000));
+    }
+    return write(fd, "x", 1) == 1 ? 0 : -1;
+}
+
+/* A green thread parked on a socket can be woken from outside the
+ * process: not a deadlock, even with every thread asleep. */
+START_TEST(no_report_while_a_green_thread_waits_for_io)
+{
+    struct poller p = {0};
+    int sv[2], r = 0;
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    atomic_init(&p.reports, 0);
+    weft_set_deadlock_hook(hook, &p);
+    weft_green *g = spawn_named(read_forever, (void *)(intptr_t)sv[0],
+                                "reader");
+    tt *t = tt_start(write_after_rounds, (void *)(intptr_t)sv[1]);
+    ck_assert_rc(weft_green_join(g, &r, WEFT_FOREVER), 0);
+    ck_assert_int_eq(tt_join(t), 0);
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_eq(atomic_load(&p.reports), 0);
+    weft_close(sv[0]);
+    weft_close(sv[1]);
+}
+END_TEST
+
 static int get_two(void *p)
 {
     int a = get_one(p), b = get_one(p);
@@ -599,6 +640,7 @@ static Suite *debug_suite(void)
     tcase_add_test(c, deadlock_queue_nobody_fills);
     tcase_add_test(c, no_report_while_a_green_thread_sleeps_with_a_deadline);
     tcase_add_test(c, no_report_while_an_os_thread_may_act);
+    tcase_add_test(c, no_report_while_a_green_thread_waits_for_io);
     tcase_add_test(c, deadlock_reported_once_per_episode);
     tcase_add_test(c, deadlock_check_off_by_environment);
     tcase_add_test(c, dump_on_sigquit_goes_to_the_log);
