@@ -61,6 +61,9 @@ typedef struct weft__dbg_snap {
 /* Take a snapshot of every weft OS thread and green thread.  0 or
  * -ENOMEM (then s->oom; what was kept is valid).  Free with _free. */
 int weft__dbg_snap_take(weft__dbg_snap *s);
+/* The same, with the green threads only if green: the OS threads alone
+ * are a few entries, and often enough to rule a deadlock out. */
+int weft__dbg_snap_take_some(weft__dbg_snap *s, bool green);
 void weft__dbg_snap_free(weft__dbg_snap *s);
 /* Whether entry x is parked for good: in a wait with no deadline, no timer,
  * not claimed, not cancelled (an OS thread asleep on its futex, a green

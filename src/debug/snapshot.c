@@ -135,6 +135,11 @@ static int by_kind_and_id(const void *a, const void *b)
 
 int weft__dbg_snap_take(weft__dbg_snap *s)
 {
+    return weft__dbg_snap_take_some(s, true);
+}
+
+int weft__dbg_snap_take_some(weft__dbg_snap *s, bool green)
+{
     weft__sched_facts f;
     struct os_walk ow;
 
@@ -158,7 +163,8 @@ int weft__dbg_snap_take(weft__dbg_snap *s)
             read_waiter(x, weft__main_waiter());
         }
     }
-    (void)weft__green_walk(take_green, s);
+    if (green)
+        (void)weft__green_walk(take_green, s);
     qsort(s->e, (size_t)s->n, sizeof *s->e, by_kind_and_id);
     return s->oom ? -ENOMEM : 0;
 }

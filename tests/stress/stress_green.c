@@ -175,6 +175,44 @@ START_TEST(hundred_thousand_parked)
 }
 END_TEST
 
+/* One worker; an OS thread spawns green threads that each park at once,
+ * faster than the worker runs them.  The worker may be slow enough for the
+ * monitor to send a spare, which then takes work a credited wake-up was
+ * meant for; the worker must still be woken for everything that follows
+ * (a spinning credit once leaked here and every later wake-up was lost). */
+static _Atomic long storm_started;
+static weft_event storm_all = WEFT_EVENT_INIT, storm_go = WEFT_EVENT_INIT;
+static long storm_n;
+
+static int storm_park(void *p)
+{
+    (void)p;
+    if (atomic_fetch_add(&storm_started, 1) + 1 == storm_n)
+        weft_event_set(&storm_all);
+    return weft_event_wait(&storm_go, WEFT_FOREVER);
+}
+
+START_TEST(one_worker_spawn_storm_from_os_thread)
+{
+    storm_n = 50000 * test_scale();
+    for (int round = 0; round < 3; round++) {
+        ck_assert_rc(weft_runtime_start(1), 0);
+        atomic_store(&storm_started, 0);
+        weft_event_clear(&storm_all);
+        weft_event_clear(&storm_go);
+        for (long i = 0; i < storm_n; i++) {
+            weft_green *g;
+            ck_assert_rc(weft_green_spawn(&g, storm_park, NULL, NULL), 0);
+            ck_assert_rc(weft_green_detach(g), 0);
+        }
+        ck_assert_rc(weft_event_wait(&storm_all, weft_deadline_in(MS(60000))),
+                     0);
+        weft_event_set(&storm_go);
+        ck_assert_rc(weft_runtime_shutdown(weft_deadline_in(MS(60000))), 0);
+    }
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *c = tcase_create(name);
@@ -191,6 +229,7 @@ static Suite *green_stress_suite(void)
     add(s, "storms", wakeup_storms);
     add(s, "cancel", cancel_races_wakeup);
     add(s, "parked", hundred_thousand_parked);
+    add(s, "one_worker_storm", one_worker_spawn_storm_from_os_thread);
     return s;
 }
 
