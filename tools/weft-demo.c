@@ -47,6 +47,9 @@ static const struct demo demos[] = {
     {"green_idle_connections", {NULL},
      "10,000 idle connections, each held by a green thread: the resident "
      "memory per connection"},
+    {"green_ctrl_c", {"self", NULL},
+     "a program that stops cleanly on Ctrl-C while a green thread computes "
+     "(here it sends itself the SIGINT)"},
 };
 
 static int run(const char *dir, const struct demo *d)
