@@ -189,6 +189,10 @@ int weft__park(weft__waiter *w, int64_t deadline)
      * (an OS thread's SLEEPING, a green thread's PARKED), which a reader
      * loads first. */
     atomic_store_explicit(&w->wait_deadline, deadline, memory_order_relaxed);
+    /* prepare's stores (state, claim) before our load of cancel: the light
+     * half of a Dekker pair with weft__waiter_cancel, which needs no guard
+     * (see there). */
+    weft__fence_light();
     for (;;) {
         if (atomic_load_explicit(&w->state, memory_order_acquire) ==
             WEFT__W_WOKEN)
@@ -246,6 +250,15 @@ void weft__waiter_cancel(weft__waiter *w)
     void *expect = NULL;
 
     atomic_store_explicit(&w->cancel, 1, memory_order_release);
+    /* Dekker with weft__park: it stores state and claim, then (light fence)
+     * loads cancel; we store cancel, then (heavy fence) load state and CAS
+     * claim.  Without the fences both loads may see the old values (a store
+     * waits in its CPU's buffer), the canceller finds no wait to claim, the
+     * waiter finds no cancellation, and a green thread sleeps on, cancelled
+     * (found by a stress test of groups: 1 run in 15).  The heavy side is a
+     * membarrier(2), paid by cancellation, which is rare; the light side is
+     * a compiler barrier on every park. */
+    weft__fence_heavy();
     uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
     if (s != WEFT__W_WAITING && s != WEFT__W_SLEEPING)
         return;
