@@ -260,9 +260,10 @@ void weft__io_mark_notsock(const weft__io_snap *s)
     atomic_store_explicit(&s->p->notsock, 1, memory_order_relaxed);
 }
 
-/* An OS thread (or an unpollable descriptor): ppoll until ready or the
- * deadline. */
-static int os_wait(int fd, int events, int64_t deadline)
+/* ppoll fd for events until the deadline (WEFT_NOW: just ask): 1 ready
+ * (or an error or hang-up is pending), 0 once the deadline has passed,
+ * -EBADF for a descriptor that is not open, or another negative code. */
+static int poll_fd(int fd, int events, int64_t deadline)
 {
     struct pollfd pfd = {.fd = fd, .events = 0};
     struct timespec ts, *tsp;
@@ -277,8 +278,8 @@ static int os_wait(int fd, int events, int64_t deadline)
         tsp = NULL;
         if (deadline != WEFT_FOREVER) {
             left = deadline - weft__clock_now();
-            if (left <= 0)
-                return -ETIMEDOUT;
+            if (left < 0)
+                left = 0;
             ts.tv_sec = left / 1000000000;
             ts.tv_nsec = left % 1000000000;
             tsp = &ts;
@@ -287,27 +288,24 @@ static int os_wait(int fd, int events, int64_t deadline)
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n > 0)
-            return pfd.revents & POLLNVAL ? -EBADF : 0;
+            return pfd.revents & POLLNVAL ? -EBADF : 1;
+        if (n == 0 && deadline != WEFT_FOREVER &&
+            weft__clock_now() >= deadline)
+            return 0;
     }
+}
+
+/* An OS thread (or an unpollable descriptor) waits in ppoll. */
+static int os_wait(int fd, int events, int64_t deadline)
+{
+    int rc = poll_fd(fd, events, deadline);
+
+    return rc == 0 ? -ETIMEDOUT : rc < 0 ? rc : 0;
 }
 
 int weft__io_ready(const weft__io_snap *s, int events)
 {
-    struct pollfd pfd = {.fd = s->fd, .events = 0};
-    int n;
-
-    if (events & WEFT_READABLE)
-        pfd.events |= POLLIN | POLLRDHUP;
-    if (events & WEFT_WRITABLE)
-        pfd.events |= POLLOUT;
-    do
-        n = poll(&pfd, 1, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    if (n > 0 && (pfd.revents & POLLNVAL))
-        return -EBADF;
-    return n > 0;
+    return poll_fd(s->fd, events, WEFT_NOW);
 }
 
 /* Whether an edge came in a direction the caller waits for since s was

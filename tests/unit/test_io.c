@@ -257,6 +257,23 @@ static int echo_server(void *p)
     return 0;
 }
 
+/* Send n bytes of out, read n bytes back into in, compare: 0, or -2
+ * (write failed), -3 (read failed or end of file), -4 (bytes differ). */
+static int round_trip(int fd, const char *out, char *in, size_t n)
+{
+    size_t got = 0;
+    if (weft_write_all(fd, out, n, NULL, WEFT_FOREVER) != 0)
+        return -2;
+    while (got < n) {
+        ssize_t k = weft_read(fd, in + got, n - got,
+                              weft_deadline_in(MS(10000)));
+        if (k <= 0)
+            return -3;
+        got += (size_t)k;
+    }
+    return memcmp(in, out, n) != 0 ? -4 : 0;
+}
+
 static int echo_client(void *p)
 {
     int port = (int)(intptr_t)p;
@@ -267,18 +284,9 @@ static int echo_client(void *p)
     for (int round = 0; round < 50; round++) {
         for (size_t i = 0; i < sizeof out; i++)
             out[i] = (char)(round * 7 + i);
-        if (weft_write_all(fd, out, sizeof out, NULL, WEFT_FOREVER) != 0)
-            return -2;
-        size_t got = 0;
-        while (got < sizeof in) {
-            ssize_t n = weft_read(fd, in + got, sizeof in - got,
-                                  weft_deadline_in(MS(10000)));
-            if (n <= 0)
-                return -3;
-            got += (size_t)n;
-        }
-        if (memcmp(in, out, sizeof in) != 0)
-            return -4;
+        int rc = round_trip(fd, out, in, sizeof out);
+        if (rc != 0)
+            return rc;
     }
     weft_close(fd);
     return 0;
@@ -402,18 +410,9 @@ static int client_counting(void *p)
         return fd;
     for (long i = 0; !atomic_load(&computing_done); i++) {
         memset(out, (int)('a' + i % 26), sizeof out);
-        if (weft_write_all(fd, out, sizeof out, NULL, WEFT_FOREVER) != 0)
-            return -2;
-        size_t got = 0;
-        while (got < sizeof in) {
-            ssize_t n = weft_read(fd, in + got, sizeof in - got,
-                                  weft_deadline_in(MS(10000)));
-            if (n <= 0)
-                return -3;
-            got += (size_t)n;
-        }
-        if (memcmp(in, out, sizeof in) != 0)
-            return -4;
+        int rc = round_trip(fd, out, in, sizeof out);
+        if (rc != 0)
+            return rc;
         if (!atomic_load(&computing_done))
             atomic_fetch_add(&a->during, 1);
     }
