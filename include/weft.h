@@ -39,5 +39,7 @@
 #include "weft/io.h"
 #include "weft/debug.h"
 #include "weft/signal.h"
+#include "weft/future.h"
+#include "weft/executor.h"
 
 #endif

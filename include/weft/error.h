@@ -23,8 +23,13 @@
  *   -EBUSY       the object is in use and cannot be destroyed or reset
  *   -ENOMEM      memory or another resource ran out
  *   -EAGAIN      is also what thread creation returns when the OS refuses
- *   WEFT_EBROKEN a barrier (later: an executor) is broken; every waiter on
- *                it fails with this until it is reset
+ *   WEFT_EBROKEN a barrier or an executor is broken; every waiter on it
+ *                fails with this until it is reset (a barrier), or for good
+ *                (an executor whose initializer failed)
+ *   WEFT_EFAILED the work behind a future failed: weft_future_error gives
+ *                the task's own code and message
+ *   WEFT_EWORKER a process-pool worker died (killed by a signal, exited)
+ *                while it ran the task; the message says how
  *
  * weft_strerror(code) gives a message for any code, weft's own or errno's;
  * weft_errname(code) gives its symbolic name ("ETIMEDOUT").
@@ -40,6 +45,8 @@ extern "C" {
 
 /* weft's own codes live below -4000, far from any errno value. */
 #define WEFT_EBROKEN (-4001)
+#define WEFT_EFAILED (-4002)
+#define WEFT_EWORKER (-4003)
 
 /* The X-macro table of every code weft returns: name, value, message.  It
  * generates weft_strerror and weft_errname, and docs/ERRORS.md is written
@@ -56,7 +63,9 @@ extern "C" {
     X(EBUSY, -EBUSY, "in use")                                              \
     X(ENOMEM, -ENOMEM, "out of memory")                                     \
     X(ESRCH, -ESRCH, "no such thread")                                      \
-    X(WEFT_EBROKEN, WEFT_EBROKEN, "broken (barrier aborted, reset or timed out)")
+    X(WEFT_EBROKEN, WEFT_EBROKEN, "broken (barrier aborted; executor initializer failed)") \
+    X(WEFT_EFAILED, WEFT_EFAILED, "the task failed")                        \
+    X(WEFT_EWORKER, WEFT_EWORKER, "the worker process died")
 
 /* A message for code (0, a negative weft code or a negative errno).  Never
  * NULL; the string is static.  Any thread. */
