@@ -122,17 +122,20 @@ static void task_fail(weft_process_pool *p, pworker *w, int code,
 static void set_broken(weft_process_pool *p, const char *msg)
 {
     ptask *q;
+    bool first = false;
     weft_lock_acquire(&p->lock, WEFT_FOREVER);
     if (!atomic_load(&p->broken)) {
         snprintf(p->broken_msg, sizeof p->broken_msg, "%s", msg);
         atomic_store(&p->broken, true);
+        first = true;
     }
     q = p->head;
     p->head = p->tail = NULL;
     p->qlen = 0;
     weft_cond_notify_all(&p->space);
     weft_lock_release(&p->lock);
-    weft_error("process pool broken: %s", msg);
+    if (first)
+        weft_error("process pool broken: %s", msg);
     while (q) {
         ptask *t = q;
         q = t->next;
@@ -218,8 +221,8 @@ static void on_frame(weft_process_pool *p, pworker *w)
         size_t mlen;
         weft_bytes_reader_init(&r, body, len);
         if (weft_bytes_get_i64(&r, &rc) != 0 ||
-            weft_bytes_get_blob(&r, &msg, &mlen) != 0 || mlen == 0 ||
-            ((const char *)msg)[mlen - 1] != '\0') {
+            weft_bytes_get_blob(&r, &msg, &mlen) != 0 ||
+            (rc != 0 && (mlen == 0 || ((const char *)msg)[mlen - 1] != '\0'))) {
             rc = -EPROTO;
             msg = "garbled reply";
         }
@@ -228,9 +231,8 @@ static void on_frame(weft_process_pool *p, pworker *w)
         } else {
             char buf[600];
             snprintf(buf, sizeof buf,
-                     "initializer '%s' failed in worker %d: %s (%s)",
-                     p->init->name, (int)w->pid, weft_errname((int)rc),
-                     (const char *)msg);
+                     "initializer '%s' failed in worker %d with code %d: %s",
+                     p->init->name, (int)w->pid, (int)rc, (const char *)msg);
             close_worker(w);
             set_broken(p, buf);
         }
