@@ -61,8 +61,9 @@ int main(void)
     if (reps > 16)
         reps = 16;
     o.max_workers = cores > 0 ? (int)cores : 1;
-    if (weft_process_register("echo", echo) != 0 ||
-        weft_process_pool_create(&p, &o) != 0)
+    if (weft_process_register("echo", echo) != 0)
+        bench_fail("register failed");
+    if (weft_process_pool_create(&p, &o) != 0)
         bench_fail("pool create failed");
     batch(p, 200); /* start the workers */
     printf("# process pool, %d workers: echo 8 bytes; %ld one at a time, "
