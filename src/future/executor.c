@@ -42,6 +42,7 @@
 #include "future/executor.h"
 #include "future/future.h"
 #include "lib/assert.h"
+#include "platform/platform.h"
 #include "thread/thread.h"
 #include "weft/error.h"
 #include "weft/log.h"
@@ -63,6 +64,9 @@ struct weft_executor {
                                    submit that the completion lets through
                                    queues its task for this worker instead
                                    of starting another */
+    _Atomic int returning;      /* workers between completing a task and
+                                   taking the guard in take(): raised
+                                   without the guard, lowered under it */
     bool shutdown;
     bool broken;
     int broken_code;            /* the initializer's code */
@@ -200,15 +204,38 @@ static weft_future *pop_locked(weft_executor *ex)
     return f;
 }
 
+/* Hand the head of the queue to a parked worker, if there is one (guard
+ * held, queue not empty). */
+static void hand_next_locked(weft_executor *ex)
+{
+    weft__wait_entry *e;
+    while ((e = weft__waitq_pop(&ex->idle)) != NULL) {
+        e->data = (uintptr_t)ex->head;
+        if (weft__wake(e, 0)) {
+            atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
+            pop_locked(ex);
+            return;
+        }
+    }
+}
+
 /* The next task for a worker, parking while there is none; NULL when the
- * worker should exit (shut down and drained, or broken). */
-static weft_future *take(weft_executor *ex)
+ * worker should exit (shut down and drained, or broken).  back: the worker
+ * comes back from a task and counted itself in ex->returning. */
+static weft_future *take(weft_executor *ex, bool back)
 {
     weft__waitq_lock(&ex->idle);
+    if (back)
+        atomic_fetch_sub_explicit(&ex->returning, 1, memory_order_relaxed);
     for (;;) {
         if (ex->head != NULL && !ex->broken) {
             atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
             weft_future *f = pop_locked(ex);
+            /* More work queued: wake one more worker for it, which will
+             * do the same, so a burst queued while the others slept (see
+             * returning) still spreads over every worker. */
+            if (ex->head != NULL)
+                hand_next_locked(ex);
             weft__waitq_unlock(&ex->idle);
             return f;
         }
@@ -231,10 +258,17 @@ static weft_future *take(weft_executor *ex)
     }
 }
 
+/* Lower busy and count the worker as on its way back to take(). */
+static void coming_back(weft_executor *ex)
+{
+    atomic_fetch_add_explicit(&ex->returning, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+}
+
 static void run(weft_executor *ex, weft_future *f)
 {
     if (weft_future_set_running(f) != 0) {
-        atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+        coming_back(ex);
         weft_future_release(f); /* cancelled while queued */
         return;
     }
@@ -244,7 +278,7 @@ static void run(weft_executor *ex, weft_future *f)
     int rc = f->fn(f->arg, &result);
     self = weft__self();
     self->task = NULL;
-    atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+    coming_back(ex);
     if (rc == 0) {
         weft_future_set_result(f, result);
     } else {
@@ -284,6 +318,10 @@ static void fail_queue_unlock(weft_executor *ex)
 int weft__executor_worker(void *arg)
 {
     weft_executor *ex = arg;
+    /* An idle worker is usually handed its next task within microseconds
+     * when tasks come one after another: spin longer before sleeping
+     * (platform.h, "hand-off"; only OS threads spin). */
+    weft__self()->spin = weft__handoff_spin_iters;
     if (ex->initializer != NULL) {
         int rc = ex->initializer(ex->initarg);
         if (rc != 0) {
@@ -304,7 +342,9 @@ int weft__executor_worker(void *arg)
     atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
     weft_future *f;
     unsigned ran = 0;
-    while ((f = take(ex)) != NULL) {
+    bool back = false;
+    while ((f = take(ex, back)) != NULL) {
+        back = true;
         run(ex, f);
         /* A green worker that always finds work never parks: let the
          * other green threads of its OS thread run now and then (Tokio's
@@ -389,9 +429,15 @@ static int enqueue_locked(weft_executor *ex, weft_future *f,
             weft__waitq_unlock(&ex->idle);
             return -EPIPE;
         }
-        /* A parked worker takes the task directly. */
+        /* A parked worker takes the task directly, unless a worker is on
+         * its way back from a task: it will find this one in the queue
+         * within a few instructions, while a parked worker may be asleep
+         * in the kernel (a futex wake-up costs tens of microseconds; Go's
+         * scheduler likewise wakes no one while a spinning M exists). */
         weft__wait_entry *e;
-        while ((e = weft__waitq_pop(&ex->idle)) != NULL) {
+        while (atomic_load_explicit(&ex->returning, memory_order_relaxed) ==
+                   0 &&
+               (e = weft__waitq_pop(&ex->idle)) != NULL) {
             e->data = (uintptr_t)f;
             if (weft__wake(e, 0)) {
                 atomic_fetch_add_explicit(&ex->busy, 1,

@@ -32,6 +32,7 @@
 
 #include "future/future.h"
 #include "lib/assert.h"
+#include "platform/platform.h"
 #include "weft/error.h"
 #include "weft/log.h"
 
@@ -297,7 +298,13 @@ int weft_future_wait(weft_future *f, int64_t deadline)
         return 0;
     }
     weft__wait_entry e;
+    /* A task's result usually comes from a worker that is running it
+     * right now: spin longer before sleeping (platform.h, "hand-off"). */
+    weft__waiter *self = weft__self();
+    uint32_t spin = self->spin;
+    self->spin = weft__handoff_spin_iters;
     int rc = weft__wait_on(&f->wq, &e, false, deadline, "future", f);
+    self->spin = spin;
     if (rc != 0)
         weft__waitq_unlock(&f->wq);
     /* Woken only by completion, which set the state before waking. */

@@ -15,6 +15,7 @@
 #include "park.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -39,11 +40,18 @@ static void os_block(weft__waiter *w, int64_t deadline)
 {
     uint32_t s;
 
-    for (unsigned i = 0; i < weft__park_spin_iters; i++) {
+    unsigned spin = w->spin != 0 ? w->spin : weft__park_spin_iters;
+    for (unsigned i = 0; i < spin; i++) {
         if (atomic_load_explicit(&w->state, memory_order_acquire) ==
             WEFT__W_WOKEN)
             return;
-        weft__cpu_relax();
+        /* Past the ordinary budget (a long hand-off spin), give the CPU
+         * away now and then: the thread that will wake us may be waiting
+         * for this very core, and spinning on would only delay it. */
+        if (i >= weft__park_spin_iters && (i & 31) == 0)
+            sched_yield();
+        else
+            weft__cpu_relax();
     }
     s = WEFT__W_WAITING;
     if (atomic_compare_exchange_strong(&w->state, &s, WEFT__W_SLEEPING) ||
@@ -115,6 +123,7 @@ void weft__waiter_init(weft__waiter *w, uint32_t kind,
     atomic_init(&w->wait_since, 0);
     atomic_init(&w->wait_deadline, WEFT_FOREVER);
     atomic_init(&w->wait_count, 0);
+    w->spin = 0;
     w->task = NULL;
 }
 
@@ -123,6 +132,7 @@ void weft__waiter_reset(weft__waiter *w)
     atomic_store(&w->state, WEFT__W_IDLE);
     atomic_store(&w->claim, CLAIM_IDLE);
     atomic_store(&w->cancel, 0);
+    w->spin = 0;
     w->task = NULL;
 }
 

@@ -105,6 +105,12 @@ struct weft__waiter {
                                              a deadline */
     _Atomic int64_t wait_deadline;        /* the current park's deadline
                                              (WEFT_FOREVER: none) */
+    uint32_t spin;                        /* OS threads: cpu_relax
+                                             iterations before sleeping
+                                             in the next parks (0: the
+                                             default); set by the waiter
+                                             itself, around waits that
+                                             expect a quick hand-off */
     void *task;                           /* the executor task (a
                                              weft_future) this waiter runs
                                              now, or NULL; written and read

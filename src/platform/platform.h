@@ -75,10 +75,15 @@ static inline void weft__fence_light(void)
 }
 
 /* Spin budgets in iterations of weft__cpu_relax, calibrated at start-up
- * (spin.c): before an OS thread sleeps in park, and before a lock
- * contender parks. */
+ * (spin.c): before an OS thread sleeps in park, before a lock contender
+ * parks, and before an OS thread sleeps in a wait for a hand-off that
+ * another thread is about to make (an executor's idle worker, a caller
+ * waiting for a task's result): there a sleep on one side makes the other
+ * side's spin run out too, and the pair settles into two futex round trips
+ * per task. */
 extern unsigned weft__park_spin_iters;
 extern unsigned weft__lock_spin_iters;
+extern unsigned weft__handoff_spin_iters;
 
 /* Number of CPUs this process may run on (>= 1). */
 int weft__cpu_count(void);

@@ -5,8 +5,8 @@
  * but one cpu_relax costs anything from 1 to 60 ns depending on the CPU
  * (AMD's recent cores make PAUSE very long).  So the cost of one relax is
  * measured once at start-up and the budgets are converted to iteration
- * counts.  WEFT_SPIN_NS and WEFT_LOCK_SPIN_NS override the defaults (for
- * benchmarks); 0 disables spinning.
+ * counts.  WEFT_SPIN_NS, WEFT_LOCK_SPIN_NS and WEFT_HANDOFF_SPIN_NS override
+ * the defaults (for benchmarks); 0 disables spinning.
  */
 #include "platform.h"
 
@@ -14,9 +14,11 @@
 
 #define PARK_SPIN_NS_DEFAULT 4000
 #define LOCK_SPIN_NS_DEFAULT 1000
+#define HANDOFF_SPIN_NS_DEFAULT 50000
 
 unsigned weft__park_spin_iters = 100;
 unsigned weft__lock_spin_iters = 25;
+unsigned weft__handoff_spin_iters = 1000;
 
 static long env_ns(const char *name, long dflt)
 {
@@ -52,4 +54,5 @@ __attribute__((constructor)) static void spin_init(void)
         ps = 100; /* a relax that is nearly free: assume 0.1 ns */
     weft__park_spin_iters = iters_for(env_ns("WEFT_SPIN_NS", PARK_SPIN_NS_DEFAULT), ps);
     weft__lock_spin_iters = iters_for(env_ns("WEFT_LOCK_SPIN_NS", LOCK_SPIN_NS_DEFAULT), ps);
+    weft__handoff_spin_iters = iters_for(env_ns("WEFT_HANDOFF_SPIN_NS", HANDOFF_SPIN_NS_DEFAULT), ps);
 }
