@@ -150,8 +150,7 @@ static int download(void *arg, void **result)
 
     int fd = weft_tcp_dial("127.0.0.1", u->port, deadline);
     if (fd < 0)
-        return weft_task_fail(fd, "%s: connect: %s", u->text,
-                              weft_strerror(fd));
+        return weft_task_fail(fd, "connect: %s", weft_strerror(fd));
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
                      u->path);
     rc = weft_write_all(fd, req, (size_t)n, NULL, deadline);
@@ -174,20 +173,19 @@ static int download(void *arg, void **result)
     weft_close(fd);
     if (rc != 0) {
         free(buf);
-        return weft_task_fail(rc, "%s: %s", u->text, weft_strerror(rc));
+        return weft_task_fail(rc, "%s", weft_strerror(rc));
     }
     buf[len] = '\0';
     char *body = strstr(buf, "\r\n\r\n");
     if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || body == NULL) {
         free(buf);
-        return weft_task_fail(-EPROTO, "%s: not an HTTP answer", u->text);
+        return weft_task_fail(-EPROTO, "not an HTTP answer");
     }
     if (status != 200) {
         char reason[64] = "";
         sscanf(buf, "HTTP/1.%*d %*d %63[^\r\n]", reason);
         free(buf);
-        return weft_task_fail(-ENOENT, "%s: HTTP %d %s", u->text, status,
-                              reason);
+        return weft_task_fail(-ENOENT, "HTTP %d %s", status, reason);
     }
     *result = (void *)(uintptr_t)(len - (size_t)(body + 4 - buf));
     free(buf);

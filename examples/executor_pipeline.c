@@ -97,12 +97,12 @@ static void part_map(void)
         if (rank != i)
             out_of_order++;
         if (task_rc == 0) {
-            printf("  item %2d -> %3d   (finished %2d%s)\n", i,
-                   (int)(intptr_t)res, rank, rank == i ? "" : ", out of order");
+            printf("  item %2d -> %3d   (its task finished #%d)\n", i,
+                   (int)(intptr_t)res, rank);
             if ((intptr_t)res != (intptr_t)i * i || i == MAP_FAILS)
                 bad = 1;
         } else {
-            printf("  item %2d FAILED: %s (finished %2d)\n", i,
+            printf("  item %2d FAILED: %s   (its task finished #%d)\n", i,
                    weft_errname(task_rc), rank);
             if (i != MAP_FAILS || task_rc != -EDOM)
                 bad = 1;
@@ -113,8 +113,8 @@ static void part_map(void)
                 weft_strerror(rc), i);
         bad = 1;
     }
-    printf("  %d results in input order; %d of the tasks finished in another "
-           "order\n", i, out_of_order);
+    printf("  %d results in input order, though %d of the tasks finished at "
+           "another place than their input's\n", i, out_of_order);
     check(weft_map_end(m), "map end");
     check(weft_executor_destroy(ex), "thread pool destroy");
 }

@@ -40,6 +40,10 @@
  * mutex; a task's done flag and result too.  The weft side shares only
  * futures and the globals written before a driver green thread starts and
  * read after it is joined.
+ *
+ * Usage: bench_executor [impl [key]] - with arguments, only that
+ * implementation (and only the figure named key), for profiling one of
+ * them under perf or strace.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -176,6 +180,12 @@ static intptr_t ppool_result(ppool *p, ptask *t)
 enum { IMPL_THREADS, IMPL_GREEN, IMPL_GREEN_OS, IMPL_PTHREAD, NIMPL };
 static const char *const impl_name[NIMPL] = {
     "weft_threads", "weft_green", "weft_green_os", "pthread"};
+static const char *only_impl, *only_key; /* from the command line */
+
+static bool selected(int impl)
+{
+    return only_impl == NULL || strcmp(only_impl, impl_name[impl]) == 0;
+}
 
 /* One run's parameters and outcome; written before a driver green thread
  * starts, read after it is joined. */
@@ -304,6 +314,8 @@ static void measure(const char *key, int batch, long n, int max_workers,
     double *v[NIMPL];
     run r;
 
+    if (only_key != NULL && strcmp(only_key, key) != 0)
+        return;
     o.max_workers = max_workers;
     o.daemon = true;
     check(weft_thread_pool_create(&tp, &o), "thread pool create");
@@ -317,6 +329,8 @@ static void measure(const char *key, int batch, long n, int max_workers,
 
     /* Warm up: start every worker, fault in the futures array. */
     for (int k = 0; k < NIMPL; k++) {
+        if (!selected(k))
+            continue;
         r = (run){.impl = k, .pool = &pool, .n = n / 10 + 1, .batch = 1,
                   .fs = fs, .ts = ts,
                   .ex = k == IMPL_THREADS ? tp : ge};
@@ -325,6 +339,9 @@ static void measure(const char *key, int batch, long n, int max_workers,
     for (int rep = 0; rep < reps; rep++)
         for (int j = 0; j < NIMPL; j++) {
             int k = (rep + j) % NIMPL;
+
+            if (!selected(k))
+                continue;
 
             r = (run){.impl = k, .pool = &pool, .n = n, .batch = batch,
                       .fs = fs, .ts = ts,
@@ -339,7 +356,9 @@ static void measure(const char *key, int batch, long n, int max_workers,
            n, max_workers, max_workers ? "set" : "each one's default",
            weft_executor_workers(tp), weft_executor_workers(ge));
     for (int k = 0; k < NIMPL; k++) {
-        bench_report(key, impl_name[k], v[k], reps, "tasks/s", "higher");
+        if (selected(k))
+            bench_report(key, impl_name[k], v[k], reps, "tasks/s",
+                         "higher");
         free(v[k]);
     }
     check(weft_executor_destroy(tp), "thread pool destroy");
@@ -347,7 +366,7 @@ static void measure(const char *key, int batch, long n, int max_workers,
     ppool_stop(&pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     long n_one = bench_scaled(200000, 1000);
     long n_batch = bench_scaled(100000, 1000);
@@ -357,6 +376,8 @@ int main(void)
     if (fs == NULL || ts == NULL)
         bench_fail("out of memory");
     setvbuf(stdout, NULL, _IOLBF, 0);
+    only_impl = argc > 1 ? argv[1] : NULL;
+    only_key = argc > 2 ? argv[2] : NULL;
     check(weft_runtime_start(2), "runtime start");
     printf("# executors: the task returns its argument + 1; weft runtime "
            "with 2 workers\n");
