@@ -71,7 +71,8 @@ extern "C" {
  * NULL; the string is static.  Any thread. */
 const char *weft_strerror(int code);
 
-/* The symbolic name of code ("ETIMEDOUT", "WEFT_EBROKEN"), or "UNKNOWN". */
+/* The symbolic name of code ("ETIMEDOUT", "WEFT_EBROKEN", any errno value
+ * the C library names: "ENOENT"), or "UNKNOWN". */
 const char *weft_errname(int code);
 
 #ifdef __cplusplus

@@ -5,7 +5,9 @@
  * constant string.  strerror itself may format into a static buffer shared
  * by every thread, and strerror_r into a buffer weft_strerror cannot own;
  * so without strerrordesc_np, and for errno values the C library does not
- * know, the message is "unknown error".
+ * know, the message is "unknown error".  weft_errname names the other
+ * errno values with glibc's strerrorname_np (same version) for the same
+ * reason.
  */
 #include <string.h>
 
@@ -53,5 +55,13 @@ const char *weft_errname(int code)
         return #name;
     WEFT_ERRNO_MAP(X)
 #undef X
+#ifdef HAVE_STRERRORDESC_NP
+    /* Any other errno value by its name too ("EIO"): a task's failure code
+     * can be any errno, and its name is what a log reader searches for. */
+    const char *name = code < 0 && code > -4000 ? strerrorname_np(-code)
+                                                : NULL;
+    if (name != NULL)
+        return name;
+#endif
     return "UNKNOWN";
 }

@@ -115,6 +115,7 @@ void weft__waiter_init(weft__waiter *w, uint32_t kind,
     atomic_init(&w->wait_since, 0);
     atomic_init(&w->wait_deadline, WEFT_FOREVER);
     atomic_init(&w->wait_count, 0);
+    w->task = NULL;
 }
 
 void weft__waiter_reset(weft__waiter *w)
@@ -122,6 +123,7 @@ void weft__waiter_reset(weft__waiter *w)
     atomic_store(&w->state, WEFT__W_IDLE);
     atomic_store(&w->claim, CLAIM_IDLE);
     atomic_store(&w->cancel, 0);
+    w->task = NULL;
 }
 
 /* The dump's fields of a wait that ended (the waiter's own stores). */

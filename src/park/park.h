@@ -105,6 +105,11 @@ struct weft__waiter {
                                              a deadline */
     _Atomic int64_t wait_deadline;        /* the current park's deadline
                                              (WEFT_FOREVER: none) */
+    void *task;                           /* the executor task (a
+                                             weft_future) this waiter runs
+                                             now, or NULL; written and read
+                                             only by the waiter itself
+                                             (src/future/executor.c) */
     _Atomic uint32_t wait_count;          /* bumped by each prepare: a
                                              waiter seen parked twice with
                                              the same count never left

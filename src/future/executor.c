@@ -1,0 +1,613 @@
+/* executor.c - the executor: a FIFO of tasks and the workers that run them.
+ *
+ * Design.  A task is its future (src/future/future.h embeds fn, arg and a
+ * queue link), so a submission is one allocation.  One guard (ex->idle's)
+ * covers the queue, the idle workers and the counters.  A worker that finds
+ * the queue empty parks on ex->idle, at the front: the most recently busy
+ * worker is the first one handed work (warm caches; the others stay parked
+ * and cost nothing).  submit hands its task straight to a parked worker
+ * through the wait entry (e->data) when there is one, so a task never
+ * waits in the queue while a worker sleeps; otherwise it queues the task
+ * and, if fewer than max_workers run, starts one more (lazily, as Python's
+ * _adjust_thread_count: idle workers are reused before a new one starts).
+ *
+ * Rejected: a weft_queue between submitters and workers.  It works, but it
+ * cannot hand a task to a parked worker and count idle workers under one
+ * lock, so the "start a worker only if none is idle" rule needs a second
+ * lock or a racy count.
+ *
+ * Shutdown sets a flag under the guard; parked workers are woken with no
+ * task and exit once the queue is empty (or at once after cancelling it),
+ * parked submitters get -EPIPE.  Waiting for the workers joins their
+ * handles (ex->handles, guarded), so destroy frees ex only once no worker
+ * can touch it.
+ *
+ * Broken.  A worker whose initializer fails marks ex broken: the queued
+ * tasks fail with WEFT_EBROKEN, later submits return it, and the other
+ * workers exit.
+ *
+ * References.  A queued or running task holds one reference to its future
+ * (the executor's); the submitter gets another.  The worker drops the
+ * executor's after completing the future.
+ *
+ * Lock order: ex->idle's guard, then a future's guard (cancel at shutdown
+ * is done after dropping ours, so in practice they do not nest).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "future/executor.h"
+#include "future/future.h"
+#include "lib/assert.h"
+#include "thread/thread.h"
+#include "weft/error.h"
+#include "weft/log.h"
+
+struct weft_executor {
+    const struct weft__executor_kind *kind;
+    weft__waitq idle;           /* parked idle workers; its guard guards
+                                   everything down to handles */
+    weft__waitq room;           /* submitters parked on a full queue */
+    weft__waitq exited;         /* shutdown waiting for workers to exit */
+    weft_future *head, *tail;   /* queued tasks, FIFO */
+    size_t pending;             /* tasks in the queue */
+    int workers;                /* started and not yet exited */
+    _Atomic int busy;           /* workers starting or running a task:
+                                   raised under the guard (a task handed
+                                   over or popped, a worker reserved),
+                                   lowered without it by the worker just
+                                   before it completes its task, so that a
+                                   submit that the completion lets through
+                                   queues its task for this worker instead
+                                   of starting another */
+    bool shutdown;
+    bool broken;
+    int broken_code;            /* the initializer's code */
+    void **handles;             /* [max_workers]: workers not yet joined */
+    int nstarted;               /* names: <prefix>_<nstarted> */
+    weft_executor *next_live;   /* the exit policy's list (live_guard) */
+
+    /* Constant after create. */
+    int max_workers;
+    size_t capacity;            /* 0: unbounded */
+    char *prefix;
+    int (*initializer)(void *);
+    void *initarg;
+    bool daemon;
+    size_t stack_size;
+};
+
+/* ---- the exit policy ---------------------------------------------------- */
+
+/* Non-daemon thread pools still live, so that process exit can shut them
+ * down before weft's thread registry waits for their workers (it waits
+ * for every non-daemon thread; an idle worker would otherwise hold the
+ * exit forever).  Our atexit handler is registered after the registry's,
+ * so it runs first. */
+static weft__waitq live_guard = WEFT__WAITQ_INIT;
+static weft_executor *live_head;
+static _Atomic bool exit_registered;
+static _Atomic int pool_seq;
+
+static void at_exit(void)
+{
+    weft__waitq_lock(&live_guard);
+    weft_executor *ex = live_head;
+    live_head = NULL;
+    weft__waitq_unlock(&live_guard);
+    /* Let queued work finish and join the workers, as Python's exit
+     * handler joins its pools' threads.  Called from a worker (exit() in a
+     * task), the wait is refused with -EDEADLK after the shutdown itself. */
+    for (; ex != NULL; ex = ex->next_live)
+        weft_executor_shutdown(ex, 0, WEFT_FOREVER);
+}
+
+static void live_add(weft_executor *ex)
+{
+    weft__registry_install_exit();
+    if (!atomic_exchange(&exit_registered, true))
+        atexit(at_exit);
+    weft__waitq_lock(&live_guard);
+    ex->next_live = live_head;
+    live_head = ex;
+    weft__waitq_unlock(&live_guard);
+}
+
+static void live_remove(weft_executor *ex)
+{
+    weft__waitq_lock(&live_guard);
+    for (weft_executor **p = &live_head; *p != NULL; p = &(*p)->next_live) {
+        if (*p == ex) {
+            *p = ex->next_live;
+            break;
+        }
+    }
+    weft__waitq_unlock(&live_guard);
+}
+
+/* ---- create ------------------------------------------------------------- */
+
+int weft__executor_create(weft_executor **out,
+                          const struct weft__executor_kind *kind,
+                          int default_workers,
+                          const weft_executor_opts *opts)
+{
+    weft_executor_opts none = {0};
+    if (opts == NULL)
+        opts = &none;
+    if (out == NULL || opts->max_workers < 0)
+        return -EINVAL;
+    weft_executor *ex = calloc(1, sizeof *ex);
+    if (ex == NULL)
+        return -ENOMEM;
+    ex->kind = kind;
+    ex->idle = (weft__waitq)WEFT__WAITQ_INIT;
+    ex->room = (weft__waitq)WEFT__WAITQ_INIT;
+    ex->exited = (weft__waitq)WEFT__WAITQ_INIT;
+    ex->max_workers = opts->max_workers > 0 ? opts->max_workers
+                                            : default_workers;
+    ex->capacity = opts->queue_capacity;
+    ex->initializer = opts->initializer;
+    ex->initarg = opts->initarg;
+    ex->daemon = opts->daemon;
+    ex->stack_size = opts->stack_size;
+    ex->handles = calloc((size_t)ex->max_workers, sizeof *ex->handles);
+    if (opts->name_prefix != NULL)
+        ex->prefix = strdup(opts->name_prefix);
+    else if (asprintf(&ex->prefix, "%s-%d", kind->name,
+                      atomic_fetch_add(&pool_seq, 1)) < 0)
+        ex->prefix = NULL;
+    if (ex->handles == NULL || ex->prefix == NULL) {
+        free(ex->handles);
+        free(ex->prefix);
+        free(ex);
+        return -ENOMEM;
+    }
+    if (kind->os_threads && !ex->daemon)
+        live_add(ex);
+    *out = ex;
+    return 0;
+}
+
+bool weft__executor_daemon(const weft_executor *ex)
+{
+    return ex->daemon;
+}
+size_t weft__executor_stack_size(const weft_executor *ex)
+{
+    return ex->stack_size;
+}
+
+/* ---- the worker --------------------------------------------------------- */
+
+/* Pop the head of the queue.  Guard held; the queue is not empty. */
+static weft_future *pop_locked(weft_executor *ex)
+{
+    weft_future *f = ex->head;
+    ex->head = f->qnext;
+    if (ex->head == NULL)
+        ex->tail = NULL;
+    f->qnext = NULL;
+    ex->pending--;
+    if (ex->capacity != 0)
+        weft__wake_one(&ex->room, 0);
+    return f;
+}
+
+/* The next task for a worker, parking while there is none; NULL when the
+ * worker should exit (shut down and drained, or broken). */
+static weft_future *take(weft_executor *ex)
+{
+    weft__waitq_lock(&ex->idle);
+    for (;;) {
+        if (ex->head != NULL && !ex->broken) {
+            atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
+            weft_future *f = pop_locked(ex);
+            weft__waitq_unlock(&ex->idle);
+            return f;
+        }
+        if (ex->shutdown || ex->broken) {
+            weft__waitq_unlock(&ex->idle);
+            return NULL;
+        }
+        weft__wait_entry e;
+        e.data = 0;
+        /* Workers are never cancelled (nothing hands out their handles),
+         * and they wait without a deadline, so the wait ends only by a
+         * wake: with a task (busy already counted by the waker) or
+         * without one (shutdown). */
+        int rc = weft__wait_on(&ex->idle, &e, true, WEFT_FOREVER,
+                               "executor idle", ex);
+        WEFT_ASSERT(rc == 0);
+        if (e.data != 0)
+            return (weft_future *)e.data;
+        weft__waitq_lock(&ex->idle);
+    }
+}
+
+static void run(weft_executor *ex, weft_future *f)
+{
+    if (weft_future_set_running(f) != 0) {
+        atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+        weft_future_release(f); /* cancelled while queued */
+        return;
+    }
+    weft__waiter *self = weft__self();
+    self->task = f;
+    void *result = NULL;
+    int rc = f->fn(f->arg, &result);
+    self = weft__self();
+    self->task = NULL;
+    atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+    if (rc == 0) {
+        weft_future_set_result(f, result);
+    } else {
+        char *msg = f->task_msg;
+        f->task_msg = NULL;
+        if (msg == NULL)
+            msg = strdup(weft_strerror(rc));
+        weft__future_fail_with(f, rc < 0 ? rc : -rc, msg);
+    }
+    weft_future_release(f);
+}
+
+/* Fail every queued task with WEFT_EBROKEN.  Guard held on entry, dropped
+ * on return. */
+static void fail_queue_unlock(weft_executor *ex)
+{
+    weft_future *f = ex->head;
+    ex->head = ex->tail = NULL;
+    ex->pending = 0;
+    weft__wake_all(&ex->room, WEFT_EBROKEN);
+    weft__wake_all(&ex->idle, 0);
+    int code = ex->broken_code;
+    weft__waitq_unlock(&ex->idle);
+    while (f != NULL) {
+        weft_future *next = f->qnext;
+        char *msg = NULL;
+        if (asprintf(&msg, "the executor is broken: a worker's initializer "
+                           "failed with %s (%s)",
+                     weft_strerror(code), weft_errname(code)) < 0)
+            msg = NULL;
+        weft__future_fail_with(f, WEFT_EBROKEN, msg);
+        weft_future_release(f);
+        f = next;
+    }
+}
+
+int weft__executor_worker(void *arg)
+{
+    weft_executor *ex = arg;
+    if (ex->initializer != NULL) {
+        int rc = ex->initializer(ex->initarg);
+        if (rc != 0) {
+            weft_error("%s: a worker's initializer failed: %s (%s); the "
+                       "executor is broken",
+                       ex->prefix, weft_strerror(rc), weft_errname(rc));
+            weft__waitq_lock(&ex->idle);
+            if (!ex->broken) {
+                ex->broken = true;
+                ex->broken_code = rc;
+            }
+            fail_queue_unlock(ex);
+            atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+            weft__waitq_lock(&ex->idle);
+            goto out;
+        }
+    }
+    atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+    weft_future *f;
+    while ((f = take(ex)) != NULL)
+        run(ex, f);
+    weft__waitq_lock(&ex->idle);
+out:
+    ex->workers--;
+    if (ex->workers == 0)
+        weft__wake_all(&ex->exited, 0);
+    weft__waitq_unlock(&ex->idle);
+    return 0;
+}
+
+/* ---- submit ------------------------------------------------------------- */
+
+/* Start a worker for the slot the caller reserved (workers and busy
+ * already counted).  On failure, undo the count and, if no worker is left
+ * to run them, take back f (it is still queued: nobody else pops while
+ * the queue has no worker). */
+static int start_worker(weft_executor *ex, weft_future *f)
+{
+    char name[WEFT_THREAD_NAME_MAX];
+    weft__waitq_lock(&ex->idle);
+    int n = ++ex->nstarted;
+    weft__waitq_unlock(&ex->idle);
+    snprintf(name, sizeof name, "%s_%d", ex->prefix, n - 1);
+    void *h = NULL;
+    int rc = ex->kind->start(ex, name, &h);
+    weft__waitq_lock(&ex->idle);
+    if (rc == 0) {
+        for (int i = 0; i < ex->max_workers; i++) {
+            if (ex->handles[i] == NULL) {
+                ex->handles[i] = h;
+                break;
+            }
+        }
+        weft__waitq_unlock(&ex->idle);
+        return 0;
+    }
+    ex->workers--;
+    atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
+    if (ex->workers > 0) {
+        weft__waitq_unlock(&ex->idle);
+        weft_warning("%s: could not start another worker: %s", ex->prefix,
+                     weft_strerror(rc));
+        return 0;
+    }
+    /* No worker at all: unlink f, which must still be queued. */
+    for (weft_future **p = &ex->head; *p != NULL; p = &(*p)->qnext) {
+        if (*p == f) {
+            *p = f->qnext;
+            if (ex->tail == f) {
+                ex->tail = NULL;
+                for (weft_future *t = ex->head; t != NULL; t = t->qnext)
+                    ex->tail = t;
+            }
+            ex->pending--;
+            break;
+        }
+    }
+    if (ex->workers == 0)
+        weft__wake_all(&ex->exited, 0);
+    weft__waitq_unlock(&ex->idle);
+    return rc;
+}
+
+/* Queue f (guard held), parking while a bounded queue is full.  Returns
+ * with the guard held on 0; dropped otherwise. */
+static int enqueue_locked(weft_executor *ex, weft_future *f,
+                          int64_t deadline)
+{
+    for (;;) {
+        if (ex->broken) {
+            weft__waitq_unlock(&ex->idle);
+            return WEFT_EBROKEN;
+        }
+        if (ex->shutdown) {
+            weft__waitq_unlock(&ex->idle);
+            return -EPIPE;
+        }
+        /* A parked worker takes the task directly. */
+        weft__wait_entry *e;
+        while ((e = weft__waitq_pop(&ex->idle)) != NULL) {
+            e->data = (uintptr_t)f;
+            if (weft__wake(e, 0)) {
+                atomic_fetch_add_explicit(&ex->busy, 1,
+                                          memory_order_relaxed);
+                return 1;
+            }
+        }
+        if (ex->capacity == 0 || ex->pending < ex->capacity)
+            break;
+        weft__wait_entry me;
+        int rc = weft__wait_on_under(&ex->idle, &ex->room, &me, false,
+                                     deadline, "executor submit", ex);
+        if (rc != 0) {
+            weft__waitq_unlock(&ex->idle);
+            return rc;
+        }
+        weft__waitq_lock(&ex->idle);
+    }
+    f->qnext = NULL;
+    if (ex->tail != NULL)
+        ex->tail->qnext = f;
+    else
+        ex->head = f;
+    ex->tail = f;
+    ex->pending++;
+    return 0;
+}
+
+int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
+                         weft_future **out, int64_t deadline)
+{
+    if (ex == NULL || fn == NULL)
+        return -EINVAL;
+    weft_future *f = malloc(sizeof *f);
+    if (f == NULL)
+        return -ENOMEM;
+    weft__future_init(f);
+    f->fn = fn;
+    f->arg = arg;
+    f->exec = ex;
+    /* The caller's reference before the task is visible to a worker,
+     * which may run it and drop the executor's at once. */
+    if (out != NULL)
+        atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
+    weft__waitq_lock(&ex->idle);
+    int rc = enqueue_locked(ex, f, deadline);
+    if (rc < 0) {
+        free(f);
+        return rc;
+    }
+    bool start = false;
+    if (rc == 0 &&
+        atomic_load_explicit(&ex->busy, memory_order_relaxed) >=
+            ex->workers &&
+        ex->workers < ex->max_workers) {
+        /* Every worker is busy (none is parked: enqueue would have handed
+         * f over, and none is about to look: it would have lowered busy)
+         * and there is room for one more. */
+        ex->workers++;
+        atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
+        start = true;
+    }
+    weft__waitq_unlock(&ex->idle);
+    if (out != NULL)
+        *out = f;
+    if (start) {
+        int src = start_worker(ex, f);
+        if (src != 0) {
+            if (out != NULL) {
+                *out = NULL;
+                weft_future_release(f);
+            }
+            weft_future_release(f);
+            return src;
+        }
+    }
+    return 0;
+}
+
+/* ---- task messages ------------------------------------------------------ */
+
+int weft_task_fail(int code, const char *fmt, ...)
+{
+    if (code >= 0 || fmt == NULL)
+        return code;
+    weft_future *f = weft__self()->task;
+    if (f == NULL)
+        return code;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (msg != NULL) {
+        free(f->task_msg);
+        f->task_msg = msg;
+    }
+    return code;
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+/* Whether the caller is running a task of ex (it must not wait for ex's
+ * workers: it is one of them). */
+static bool called_from_worker(weft_executor *ex)
+{
+    weft_future *t = weft__self()->task;
+    return t != NULL && t->exec == ex;
+}
+
+static int join_workers(weft_executor *ex, int64_t deadline)
+{
+    for (;;) {
+        void *h = NULL;
+        int slot = -1;
+        weft__waitq_lock(&ex->idle);
+        for (int i = 0; i < ex->max_workers && h == NULL; i++) {
+            if (ex->handles[i] != NULL) {
+                h = ex->handles[i];
+                ex->handles[i] = NULL;
+                slot = i;
+            }
+        }
+        if (h == NULL) {
+            /* Every handle is joined (or being joined by another
+             * shutdown); wait until no worker is left at all. */
+            while (ex->workers > 0) {
+                weft__wait_entry e;
+                int rc = weft__wait_on(&ex->exited, &e, false, deadline,
+                                       "executor shutdown", ex);
+                if (rc != 0) {
+                    weft__waitq_unlock(&ex->idle);
+                    return rc;
+                }
+                weft__waitq_lock(&ex->idle);
+            }
+            weft__waitq_unlock(&ex->idle);
+            return 0;
+        }
+        weft__waitq_unlock(&ex->idle);
+        int rc = ex->kind->join(h, deadline);
+        if (rc != 0) {
+            weft__waitq_lock(&ex->idle);
+            ex->handles[slot] = h;
+            weft__waitq_unlock(&ex->idle);
+            return rc;
+        }
+    }
+}
+
+int weft_executor_shutdown(weft_executor *ex, unsigned flags,
+                           int64_t deadline)
+{
+    if (ex == NULL)
+        return -EINVAL;
+    weft_future *cancelled = NULL;
+    weft__waitq_lock(&ex->idle);
+    ex->shutdown = true;
+    if (flags & WEFT_SHUTDOWN_CANCEL_PENDING) {
+        cancelled = ex->head;
+        ex->head = ex->tail = NULL;
+        ex->pending = 0;
+    }
+    weft__wake_all(&ex->idle, 0);
+    weft__wake_all(&ex->room, -EPIPE);
+    weft__waitq_unlock(&ex->idle);
+    while (cancelled != NULL) {
+        weft_future *next = cancelled->qnext;
+        weft_future_cancel(cancelled);
+        weft_future_release(cancelled);
+        cancelled = next;
+    }
+    if (flags & WEFT_SHUTDOWN_NOWAIT)
+        return 0;
+    if (called_from_worker(ex))
+        return -EDEADLK;
+    return join_workers(ex, deadline);
+}
+
+int weft_executor_destroy(weft_executor *ex)
+{
+    if (ex == NULL)
+        return -EINVAL;
+    if (called_from_worker(ex))
+        return -EDEADLK;
+    int rc = weft_executor_shutdown(ex, 0, WEFT_FOREVER);
+    if (rc != 0)
+        return rc;
+    if (ex->kind->os_threads && !ex->daemon)
+        live_remove(ex);
+    /* The last worker woke us holding ex->idle's guard, and join proved
+     * it has returned; take the guard once more so that no waker is still
+     * inside it. */
+    weft__waitq_lock(&ex->idle);
+    weft__waitq_unlock(&ex->idle);
+    free(ex->handles);
+    free(ex->prefix);
+    free(ex);
+    return 0;
+}
+
+int weft_executor_workers(weft_executor *ex)
+{
+    weft__waitq_lock(&ex->idle);
+    int n = ex->workers;
+    weft__waitq_unlock(&ex->idle);
+    return n;
+}
+
+size_t weft_executor_pending(weft_executor *ex)
+{
+    weft__waitq_lock(&ex->idle);
+    size_t n = ex->pending;
+    weft__waitq_unlock(&ex->idle);
+    return n;
+}
+
+bool weft_executor_broken(weft_executor *ex)
+{
+    weft__waitq_lock(&ex->idle);
+    bool b = ex->broken;
+    weft__waitq_unlock(&ex->idle);
+    return b;
+}
+
+int weft__executor_max_workers(const weft_executor *ex)
+{
+    return ex->max_workers;
+}
