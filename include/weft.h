@@ -41,5 +41,6 @@
 #include "weft/signal.h"
 #include "weft/future.h"
 #include "weft/executor.h"
+#include "weft/process.h"
 
 #endif

@@ -50,6 +50,11 @@ static const struct demo demos[] = {
     {"green_ctrl_c", {"self", NULL},
      "a program that stops cleanly on Ctrl-C while a green thread computes "
      "(here it sends itself the SIGINT)"},
+    {"process_fib", {NULL}, "the seed's Fibonacci computation fanned out over "
+                            "a process pool, checked against a serial run"},
+    {"process_crash", {NULL}, "process-pool tasks that crash, exit or overrun "
+                              "their timeout fail alone; the pool goes on and "
+                              "no process is left behind"},
 };
 
 static int run(const char *dir, const struct demo *d)

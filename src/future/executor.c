@@ -80,6 +80,9 @@ struct weft_executor {
     size_t stack_size;
 };
 
+/* Tasks a green worker runs in a row before it yields. */
+#define TASK_BUDGET 64
+
 /* ---- the exit policy ---------------------------------------------------- */
 
 /* Non-daemon thread pools still live, so that process exit can shut them
@@ -300,8 +303,16 @@ int weft__executor_worker(void *arg)
     }
     atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
     weft_future *f;
-    while ((f = take(ex)) != NULL)
+    unsigned ran = 0;
+    while ((f = take(ex)) != NULL) {
         run(ex, f);
+        /* A green worker that always finds work never parks: let the
+         * other green threads of its OS thread run now and then (Tokio's
+         * cooperative budget), rather than hog it until the monitor
+         * notices. */
+        if (++ran % TASK_BUDGET == 0 && ex->kind->yield != NULL)
+            ex->kind->yield();
+    }
     weft__waitq_lock(&ex->idle);
 out:
     ex->workers--;

@@ -23,6 +23,8 @@ struct weft__executor_kind {
     /* Join a handle from start: 0, -ETIMEDOUT (the handle stays valid),
      * -ECANCELED. */
     int (*join)(void *handle, int64_t deadline);
+    /* Let others run between tasks (green threads), or NULL. */
+    int (*yield)(void);
     /* OS threads: subject to the exit policy (weft/executor.h, "Exit"). */
     bool os_threads;
 };

@@ -30,6 +30,7 @@ static const struct weft__executor_kind green_kind = {
     .name = "GreenExecutor",
     .start = start,
     .join = join,
+    .yield = weft_green_yield,
     .os_threads = false,
 };
 

@@ -193,13 +193,16 @@ int weft_as_completed_start(weft_as_completed **out, weft_future *const *fs,
     for (size_t i = 0; i < n; i++)
         it->fs[i] = weft_future_retain(fs[i]);
     weft__waitq_lock(&it->wq);
-    for (size_t i = 0; i < n; i++)
-        if (weft_future_done(fs[i]))
-            ready_push_locked(it, i);
-    weft__waitq_unlock(&it->wq);
     for (size_t i = 0; i < n; i++) {
         if (weft_future_done(fs[i]))
-            continue;
+            ready_push_locked(it, i);
+        else
+            it->ws[i].ctx = it; /* to watch: decided once, here */
+    }
+    weft__waitq_unlock(&it->wq);
+    for (size_t i = 0; i < n; i++) {
+        if (it->ws[i].ctx == NULL)
+            continue; /* queued above */
         it->ws[i].notify = ac_notify;
         it->ws[i].ctx = it;
         it->ws[i].index = i;

@@ -1,0 +1,649 @@
+/* manager.c - a process pool's manager thread: it starts workers through
+ * the forkserver, sends them tasks, reads their results, enforces
+ * deadlines, and turns every way a worker can end into the failure of the
+ * one task it was running.
+ *
+ * Design: one OS thread per pool, in a ppoll loop over the eventfd that
+ * user threads write (new task, kill, shutdown), the forkserver socket
+ * (FORKED, EXITED) and each worker's socket (non-blocking; frames are read
+ * and written resumably, so short reads and writes, EINTR and EOF at any
+ * byte are all ordinary).  The poll timeout is the nearest task deadline
+ * (monotonic clock, measured here, never by the worker).  This thread is
+ * internal and waits in ppoll directly; no user thread ever waits on it
+ * except through weft waits (pool.c).
+ *   (Rejected: one thread per worker blocking on its socket.  Twice the
+ *   threads, and timeouts and exits would still need a watcher.)
+ *
+ * How a worker's end is judged.  The forkserver reaps every worker and
+ * sends EXITED with the wait status; that, not the socket's EOF, is when
+ * the manager decides: it first drains what the dead worker wrote (a
+ * result sent just before the end still counts), then fails the task it
+ * was running, if any, with WEFT_EWORKER and the signal or exit code, and
+ * frees the slot.  A timeout or kill_task fails the task at once, SIGKILLs
+ * the worker (through its pidfd: no pid-reuse race) and leaves the slot
+ * DYING until EXITED.  If the forkserver itself dies, every worker dies
+ * with it (PDEATHSIG); the pool is then broken.
+ *
+ * Invariants: a worker is W_BUSY iff cur != NULL; cur is cleared only
+ * after its future is completed; a task popped from the queue is either
+ * sent (set_running succeeded) or dropped because it was cancelled, never
+ * both.  Locking: see pool.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "process/pool.h"
+#include "lib/assert.h"
+#include "weft/log.h"
+
+/* "killed by signal 11 (SIGSEGV)" or "exited with code 3". */
+static void describe_status(int status, char *buf, size_t cap)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *abbrev = sigabbrev_np(sig);
+        snprintf(buf, cap, "killed by signal %d (SIG%s)", sig,
+                 abbrev ? abbrev : "?");
+    } else if (WIFEXITED(status)) {
+        snprintf(buf, cap, "exited with code %d", WEXITSTATUS(status));
+    } else {
+        snprintf(buf, cap, "ended with status %#x", (unsigned)status);
+    }
+}
+
+/* ---- completing tasks (never under lock) ------------------------------- */
+
+/* Clear w's task after its future was completed, and free it. */
+static void task_done(weft_process_pool *p, pworker *w)
+{
+    ptask *t = w->cur;
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    w->cur = NULL;
+    w->kill = false;
+    weft_lock_release(&p->lock);
+    weft__process_task_free(t);
+}
+
+/* Complete w's task from a RESULT body (taken: the future may keep it). */
+static void task_result(weft_process_pool *p, pworker *w, unsigned char *body,
+                        size_t len)
+{
+    ptask *t = w->cur;
+    weft_bytes_reader r;
+    uint64_t n;
+    int64_t rc;
+    const void *data;
+    size_t dlen;
+
+    weft_bytes_reader_init(&r, body, len);
+    if (t->chunk) {
+        weft_future_set_result_owned(t->fut, body, len, free);
+    } else if (weft_bytes_get_u64(&r, &n) != 0 || n != 1 ||
+               weft_bytes_get_i64(&r, &rc) != 0 ||
+               weft_bytes_get_blob(&r, &data, &dlen) != 0) {
+        free(body);
+        weft_future_set_error(t->fut, WEFT_EWORKER,
+                              "task '%s' failed: worker %d sent a garbled "
+                              "result", t->entry->name, (int)w->pid);
+    } else if (rc == 0) {
+        memmove(body, data, dlen);
+        weft_future_set_result_owned(t->fut, body, dlen, free);
+    } else {
+        const char *msg = dlen > 0 && ((const char *)data)[dlen - 1] == '\0'
+                              ? data : "";
+        weft_future_set_error(t->fut, rc < 0 && rc > INT32_MIN ? (int)rc
+                                                               : WEFT_EFAILED,
+                              "task '%s' failed: %s", t->entry->name, msg);
+        free(body);
+    }
+    task_done(p, w);
+}
+
+/* Fail w's task with code and why (the worker's pid is named). */
+static void task_fail(weft_process_pool *p, pworker *w, int code,
+                      const char *verb, const char *why)
+{
+    weft_future_set_error(w->cur->fut, code, "task '%s' %s: worker %d %s",
+                          w->cur->entry->name, verb, (int)w->pid, why);
+    task_done(p, w);
+}
+
+/* Mark the pool broken with msg and fail every queued task with it. */
+static void set_broken(weft_process_pool *p, const char *msg)
+{
+    ptask *q;
+    bool first = false;
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    if (!atomic_load(&p->broken)) {
+        snprintf(p->broken_msg, sizeof p->broken_msg, "%s", msg);
+        atomic_store(&p->broken, true);
+        first = true;
+    }
+    q = p->head;
+    p->head = p->tail = NULL;
+    p->qlen = 0;
+    weft_cond_notify_all(&p->space);
+    weft_lock_release(&p->lock);
+    if (first)
+        weft_error("process pool broken: %s", msg);
+    while (q) {
+        ptask *t = q;
+        q = t->next;
+        weft_future_set_error(t->fut, WEFT_EBROKEN, "task '%s' not run: %s",
+                              t->entry->name, p->broken_msg);
+        weft__process_task_free(t);
+    }
+}
+
+/* ---- workers --------------------------------------------------------------- */
+
+static void count_workers(weft_process_pool *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->max_workers; i++)
+        n += p->w[i].state != W_FREE && p->w[i].state != W_DYING;
+    atomic_store(&p->nworkers, n);
+}
+
+/* Close w's socket and leave it DYING until the forkserver reports it. */
+static void close_worker(pworker *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    free(w->body);
+    w->body = NULL;
+    w->hgot = w->bgot = 0;
+    w->tx = NULL;
+    w->state = W_DYING;
+}
+
+static void kill_worker(pworker *w)
+{
+    if (w->pidfd < 0 || pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0) != 0)
+        kill(w->pid, SIGKILL); /* no pidfd: the pid is ours until reaped */
+    close_worker(w);
+}
+
+/* Start sending frame[0..len) to w; write what the socket takes now. */
+static int start_send(pworker *w, const unsigned char *frame, size_t len);
+
+static void free_slot(weft_process_pool *p, pworker *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    free(w->body);
+    w->body = NULL;
+    w->fd = w->pidfd = -1;
+    w->hgot = w->bgot = 0;
+    w->tx = NULL;
+    w->pid = 0;
+    w->ntasks = 0;
+    w->state = W_FREE;
+}
+
+/* A worker ended a task (cleanly): retire it if it did its share. */
+static void after_task(weft_process_pool *p, pworker *w)
+{
+    w->ntasks++;
+    w->state = W_IDLE;
+    if (p->max_tasks > 0 && w->ntasks >= p->max_tasks)
+        close_worker(w); /* EOF makes it exit; EXITED frees the slot */
+}
+
+/* A whole frame arrived from w. */
+static void on_frame(weft_process_pool *p, pworker *w)
+{
+    unsigned char *body = w->body;
+    size_t len = (size_t)w->hdr.len;
+
+    w->body = NULL;
+    w->hgot = w->bgot = 0;
+    if (w->hdr.type == WEFT__FRAME_RESULT && w->state == W_BUSY) {
+        task_result(p, w, body, len);
+        after_task(p, w);
+    } else if (w->hdr.type == WEFT__FRAME_INITR && w->state == W_INIT) {
+        weft_bytes_reader r;
+        int64_t rc;
+        const void *msg;
+        size_t mlen;
+        weft_bytes_reader_init(&r, body, len);
+        if (weft_bytes_get_i64(&r, &rc) != 0 ||
+            weft_bytes_get_blob(&r, &msg, &mlen) != 0 ||
+            (rc != 0 && (mlen == 0 || ((const char *)msg)[mlen - 1] != '\0'))) {
+            rc = -EPROTO;
+            msg = "garbled reply";
+        }
+        if (rc == 0) {
+            w->state = W_IDLE;
+        } else {
+            char buf[600];
+            snprintf(buf, sizeof buf,
+                     "initializer '%s' failed in worker %d with code %d: %s",
+                     p->init->name, (int)w->pid, (int)rc, (const char *)msg);
+            close_worker(w);
+            set_broken(p, buf);
+        }
+        free(body);
+    } else {
+        free(body);
+        weft_warning("process pool: worker %d sent an unexpected frame %u; "
+                     "killing it", (int)w->pid, w->hdr.type);
+        if (w->state == W_BUSY)
+            task_fail(p, w, WEFT_EWORKER, "failed", "broke the protocol");
+        kill_worker(w);
+    }
+}
+
+/* Read what w has sent, frame by frame.  false when the socket ended. */
+static bool read_worker(weft_process_pool *p, pworker *w)
+{
+    while (w->fd >= 0) {
+        ssize_t got;
+        if (w->hgot < sizeof w->hdr) {
+            got = read(w->fd, (char *)&w->hdr + w->hgot,
+                       sizeof w->hdr - w->hgot);
+        } else {
+            got = read(w->fd, w->body + w->bgot, (size_t)w->hdr.len - w->bgot);
+        }
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        if (got <= 0)
+            return false; /* EOF or reset: the worker is gone or going */
+        if (w->hgot < sizeof w->hdr) {
+            w->hgot += (size_t)got;
+            if (w->hgot < sizeof w->hdr)
+                continue;
+            if (w->hdr.magic != WEFT__FRAME_MAGIC ||
+                w->hdr.len > WEFT__FRAME_MAX) {
+                w->hgot = 0;
+                return false;
+            }
+            w->body = malloc(w->hdr.len ? (size_t)w->hdr.len : 1);
+            if (w->body == NULL)
+                return false;
+            w->bgot = 0;
+        } else {
+            w->bgot += (size_t)got;
+        }
+        if (w->hgot == sizeof w->hdr && w->bgot == w->hdr.len)
+            on_frame(p, w);
+    }
+    return true;
+}
+
+/* Send what is pending to w.  0, or -1 when the socket ended. */
+static int write_worker(pworker *w)
+{
+    while (w->tx != NULL && w->txoff < w->txlen) {
+        ssize_t put = send(w->fd, w->tx + w->txoff, w->txlen - w->txoff,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (put < 0)
+            return -1;
+        w->txoff += (size_t)put;
+    }
+    w->tx = NULL;
+    return 0;
+}
+
+static int start_send(pworker *w, const unsigned char *frame, size_t len)
+{
+    w->tx = frame;
+    w->txlen = len;
+    w->txoff = 0;
+    return write_worker(w);
+}
+
+/* The socket of w ended (EOF, reset, garbage): stop listening; EXITED
+ * decides what it means. */
+static void lost_worker(pworker *w)
+{
+    int state = w->state;
+    ptask *keep = w->cur;
+    close_worker(w);
+    /* close_worker says DYING; a BUSY or INIT worker keeps its phase so
+     * EXITED can name the task or the initializer. */
+    if (keep != NULL || state == W_INIT)
+        w->state = state;
+}
+
+/* The forkserver reaped pid with status. */
+static void on_exited(weft_process_pool *p, pid_t pid, int status)
+{
+    char why[80];
+    pworker *w = NULL;
+
+    for (int i = 0; i < p->max_workers; i++)
+        if (p->w[i].state != W_FREE && p->w[i].state != W_FORKING &&
+            p->w[i].pid == pid)
+            w = &p->w[i];
+    if (w == NULL)
+        return;
+    if (w->fd >= 0)
+        read_worker(p, w); /* what it wrote before it ended */
+    describe_status(status, why, sizeof why);
+    if (w->state == W_BUSY && w->cur != NULL) {
+        task_fail(p, w, WEFT_EWORKER, "failed", why);
+    } else if (w->state == W_INIT) {
+        char buf[600];
+        snprintf(buf, sizeof buf,
+                 "worker %d %s while running the initializer '%s'",
+                 (int)pid, why, p->init->name);
+        set_broken(p, buf);
+    }
+    free_slot(p, w);
+}
+
+static void on_forked(weft_process_pool *p, const weft__fs_msg *m, int fds[2])
+{
+    pworker *w;
+
+    if (m->token >= (uint64_t)p->max_workers ||
+        p->w[m->token].state != W_FORKING) {
+        for (int i = 0; i < 2; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return;
+    }
+    w = &p->w[m->token];
+    if (m->err != 0 || fds[0] < 0) {
+        char buf[200];
+        if (fds[1] >= 0)
+            close(fds[1]);
+        free_slot(p, w);
+        snprintf(buf, sizeof buf, "could not start a worker: %s",
+                 weft_strerror(m->err ? m->err : -EPROTO));
+        weft_warning("process pool: %s", buf);
+        bool any = false;
+        for (int i = 0; i < p->max_workers; i++)
+            any |= p->w[i].state != W_FREE && p->w[i].state != W_DYING;
+        if (!any)
+            set_broken(p, buf);
+        return;
+    }
+    w->pid = m->pid;
+    w->fd = fds[0];
+    w->pidfd = fds[1];
+    w->ntasks = 0;
+    fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
+    if (p->init != NULL) {
+        w->state = W_INIT;
+        if (start_send(w, p->initframe.data, p->initframe.len) != 0)
+            lost_worker(w);
+    } else {
+        w->state = W_IDLE;
+    }
+}
+
+/* Read every packet the forkserver has sent.  false once it is gone. */
+static bool read_server(weft_process_pool *p)
+{
+    for (;;) {
+        weft__fs_msg m;
+        int fds[2];
+        int rc = weft__fs_recv(p->fs_sock, &m, fds);
+        if (rc == -EAGAIN)
+            return true;
+        if (rc != 0)
+            return false;
+        if (m.type == WEFT__FS_FORKED) {
+            on_forked(p, &m, fds);
+        } else {
+            for (int i = 0; i < 2; i++)
+                if (fds[i] >= 0)
+                    close(fds[i]);
+            if (m.type == WEFT__FS_EXITED)
+                on_exited(p, m.pid, m.status);
+        }
+    }
+}
+
+/* The forkserver is gone, and with it every worker (PDEATHSIG). */
+static void server_died(weft_process_pool *p)
+{
+    for (int i = 0; i < p->max_workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state == W_BUSY && w->cur != NULL)
+            task_fail(p, w, WEFT_EWORKER, "failed",
+                      "lost: the pool's forkserver died");
+        free_slot(p, w);
+    }
+    set_broken(p, "the pool's forkserver died");
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+/* Under lock: kills asked for, tasks to send, workers to start or retire.
+ * Returns true when the pool is finished (shut down or broken, nothing
+ * queued, no process left).  Fills *kills with workers to kill. */
+static bool plan(weft_process_pool *p, pworker **kills, int *nkills,
+                 ptask **dropped, bool server_ok)
+{
+    int coming = 0, alive = 0;
+    size_t queued;
+    bool ending;
+
+    *nkills = 0;
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    for (int i = 0; i < p->max_workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->kill) {
+            w->kill = false;
+            if (w->state == W_BUSY && w->cur != NULL)
+                kills[(*nkills)++] = w;
+        }
+    }
+    for (int i = 0; i < p->max_workers && p->head != NULL; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_IDLE)
+            continue;
+        while (p->head != NULL) {
+            ptask *t = p->head;
+            p->head = t->next;
+            if (p->head == NULL)
+                p->tail = NULL;
+            p->qlen--;
+            t->next = NULL;
+            weft_cond_notify(&p->space, 1);
+            if (weft_future_set_running(t->fut) != 0) {
+                t->next = *dropped; /* cancelled while queued: never sent */
+                *dropped = t;
+                continue;
+            }
+            w->cur = t;
+            w->state = W_BUSY;
+            break;
+        }
+    }
+    for (int i = 0; i < p->max_workers; i++) {
+        int s = p->w[i].state;
+        coming += s == W_FORKING || s == W_INIT;
+        alive += s != W_FREE && s != W_DYING;
+    }
+    ending = (p->shutdown || atomic_load(&p->broken)) && p->head == NULL;
+    queued = p->qlen;
+    weft_lock_release(&p->lock);
+
+    /* Start workers for what waits, up to max_workers. */
+    if (server_ok && !ending) {
+        for (int i = 0; i < p->max_workers && queued > (size_t)coming &&
+                        alive < p->max_workers; i++) {
+            pworker *w = &p->w[i];
+            weft__fs_msg m = {WEFT__FS_FORK, 0, (uint64_t)i, 0, 0};
+            if (w->state != W_FREE)
+                continue;
+            if (weft__fs_send(p->fs_sock, &m, NULL, 0) != 0)
+                break;
+            w->state = W_FORKING;
+            coming++;
+            alive++;
+        }
+    }
+    if (ending) {
+        bool any = false;
+        for (int i = 0; i < p->max_workers; i++) {
+            pworker *w = &p->w[i];
+            if (w->state == W_IDLE)
+                close_worker(w); /* EOF: it exits */
+            any |= w->state != W_FREE;
+        }
+        return !any;
+    }
+    return false;
+}
+
+static void send_dispatched(weft_process_pool *p)
+{
+    int64_t now = 0;
+    for (int i = 0; i < p->max_workers; i++) {
+        pworker *w = &p->w[i];
+        if (w->state != W_BUSY || w->cur == NULL || w->tx != NULL ||
+            w->cur->deadline != 0)
+            continue;
+        if (now == 0)
+            now = weft_now();
+        w->cur->deadline = w->cur->timeout_ns > 0 ? now + w->cur->timeout_ns
+                                                  : WEFT_FOREVER;
+        if (start_send(w, w->cur->frame.data, w->cur->frame.len) != 0)
+            lost_worker(w);
+    }
+}
+
+/* Fail and kill every task past its deadline; the nearest deadline left. */
+static int64_t check_deadlines(weft_process_pool *p)
+{
+    int64_t now = weft_now(), next = WEFT_FOREVER;
+    for (int i = 0; i < p->max_workers; i++) {
+        pworker *w = &p->w[i];
+        char why[80];
+        int64_t d;
+        if (w->state != W_BUSY || w->cur == NULL)
+            continue;
+        d = w->cur->deadline;
+        if (d <= 0) /* not sent yet, or no limit */
+            continue;
+        if (now >= d) {
+            snprintf(why, sizeof why, "killed (SIGKILL) after %lld ms",
+                     (long long)(w->cur->timeout_ns / WEFT_NSEC_PER_MSEC));
+            task_fail(p, w, -ETIMEDOUT, "timed out", why);
+            kill_worker(w);
+        } else if (next == WEFT_FOREVER || d < next) {
+            next = d;
+        }
+    }
+    return next;
+}
+
+int weft__process_manager(void *arg)
+{
+    weft_process_pool *p = arg;
+    int n = p->max_workers;
+    struct pollfd *pf = calloc((size_t)n + 2, sizeof *pf);
+    pworker **kills = calloc((size_t)n, sizeof *kills);
+    int *who = calloc((size_t)n + 2, sizeof *who);
+    bool server_ok = true;
+    pid_t fs_pid;
+
+    WEFT_ASSERT(pf && kills && who); /* small; see the release note below */
+    for (;;) {
+        ptask *dropped = NULL;
+        int nkills, npf = 0;
+        int64_t next;
+
+        if (plan(p, kills, &nkills, &dropped, server_ok))
+            break;
+        while (dropped) {
+            ptask *t = dropped;
+            dropped = t->next;
+            weft__process_task_free(t);
+        }
+        for (int i = 0; i < nkills; i++) {
+            task_fail(p, kills[i], -ECANCELED, "cancelled",
+                      "killed (SIGKILL) by weft_process_pool_kill_task");
+            kill_worker(kills[i]);
+        }
+        send_dispatched(p);
+        next = check_deadlines(p);
+        count_workers(p);
+
+        pf[npf++] = (struct pollfd){p->efd, POLLIN, 0};
+        if (server_ok)
+            pf[npf++] = (struct pollfd){p->fs_sock, POLLIN, 0};
+        for (int i = 0; i < n; i++) {
+            pworker *w = &p->w[i];
+            if (w->fd < 0)
+                continue;
+            who[npf] = i;
+            pf[npf++] = (struct pollfd){
+                w->fd, (short)(POLLIN | (w->tx ? POLLOUT : 0)), 0};
+        }
+        struct timespec ts, *tsp = NULL;
+        if (next != WEFT_FOREVER) {
+            int64_t left = next - weft_now();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = left / WEFT_NSEC_PER_SEC;
+            ts.tv_nsec = left % WEFT_NSEC_PER_SEC;
+            tsp = &ts;
+        }
+        if (ppoll(pf, (nfds_t)npf, tsp, NULL) < 0) {
+            WEFT_ASSERT(errno == EINTR || errno == ENOMEM);
+            continue;
+        }
+        if (pf[0].revents) {
+            /* Read, then clear: a submit that saw wake_pending set before
+             * the clear queued its task before it looked, and plan() (next,
+             * under the lock) sees that task; one after the clear writes. */
+            uint64_t v;
+            while (read(p->efd, &v, sizeof v) < 0 && errno == EINTR) {
+            }
+            atomic_store(&p->wake_pending, 0);
+        }
+        for (int k = server_ok ? 2 : 1; k < npf; k++) {
+            pworker *w = &p->w[who[k]];
+            if (pf[k].revents == 0 || w->fd != pf[k].fd)
+                continue;
+            if ((pf[k].revents & POLLOUT) && write_worker(w) != 0) {
+                lost_worker(w);
+                continue;
+            }
+            if ((pf[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
+                !read_worker(p, w))
+                lost_worker(w);
+        }
+        if (server_ok && pf[1].revents && !read_server(p)) {
+            server_ok = false;
+            server_died(p);
+        }
+    }
+    count_workers(p);
+    close(p->fs_sock);
+    p->fs_sock = -1;
+    fs_pid = atomic_load(&p->fs_pid);
+    while (waitpid(fs_pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    atomic_store(&p->fs_pid, 0);
+    free(pf);
+    free(kills);
+    free(who);
+    weft_event_set(&p->done);
+    return 0;
+}
