@@ -10,10 +10,13 @@
 #   Boost   bench/anchors/boost_context.cpp (boost::context::fiber and the
 #           raw jump_fcontext), built with g++ -O2 -lboost_context into the
 #           temp dir
-#   Go      bench/anchors/anchors.go (GOMAXPROCS=2) and bench/anchors/green.go
-#           (goroutines, GOMAXPROCS=1), each built with `go build` into the
-#           temp dir
-#   Python  bench/anchors/anchors.py, run with python3
+#   Go      bench/anchors/anchors.go (GOMAXPROCS=2), bench/anchors/green.go
+#           (goroutines, GOMAXPROCS=1) and bench/anchors/executor.go (a
+#           worker pool over channels, GOMAXPROCS=2), each built with
+#           `go build` into the temp dir
+#   Python  bench/anchors/anchors.py, bench/anchors/executor.py
+#           (ThreadPoolExecutor) and, if present, bench/anchors/process_pool.py
+#           (ProcessPoolExecutor), run with python3
 # Then the echo benchmarks: bench/net/run-echo.sh runs weft's green echo
 # server, Go's (bench/anchors/echo.go, built here with `go build` like the
 # other Go anchors) and a plain epoll loop (DIR/net/echo_epoll) under one
@@ -21,7 +24,10 @@
 # the epoll loop as the C anchor.  WEFT_BENCH_ECHO=0 leaves them out.
 # A missing toolchain or header is skipped with a note; this script installs
 # nothing.  A figure may have several C/C++ anchors (the yield switch has
-# boost_fiber and boost_fcontext): each gets its own row.
+# boost_fiber and boost_fcontext): each gets its own row.  So may weft: a
+# figure measured for several weft implementations (impls named weft_<x>,
+# e.g. the executors' weft_threads and weft_green) gets a row for each, and
+# each row has its own ratios to the C, Go and Python anchors.
 #
 # The table's ratios are weft's figure divided by the anchor's.  Where the
 # better direction is "lower" (a time), below 1 means weft is faster; where it
@@ -106,7 +112,7 @@ if command -v go >/dev/null 2>&1; then
        [ ! -w "$gocache" ]; then
         gocache=$tmp/gocache
     fi
-    for prog in anchors green; do
+    for prog in anchors green executor; do
         if GOCACHE=$gocache GOFLAGS= GO111MODULE=auto \
             go build -o "$tmp/$prog-go" "$root/bench/anchors/$prog.go" \
             >"$tmp/gobuild" 2>&1; then
@@ -130,6 +136,12 @@ fi
 if command -v python3 >/dev/null 2>&1; then
     run "Python anchors ($(python3 -c 'import sys; print("CPython", sys.version.split()[0])'))" \
         python3 "$root/bench/anchors/anchors.py"
+    run "Python executor anchor (ThreadPoolExecutor)" \
+        python3 "$root/bench/anchors/executor.py"
+    if [ -f "$root/bench/anchors/process_pool.py" ]; then
+        run "Python process pool anchor (ProcessPoolExecutor)" \
+            python3 "$root/bench/anchors/process_pool.py"
+    fi
 else
     echo "Python anchors: no python3 here, skipped" | tee -a "$notes"
 fi
@@ -156,7 +168,13 @@ $1 == "result" {
     key = $2; impl = $3
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
     val[key, impl] = $4; unit[key] = $5; better[key] = $6
-    if (impl != "weft" && impl != "go" && impl != "python" &&
+    if (impl ~ /^weft/) {
+        # weft itself, or one of several weft implementations: a row each.
+        if (!((key, impl) in isw)) {
+            isw[key, impl] = 1
+            wimpl[key, ++nw[key]] = impl
+        }
+    } else if (impl != "go" && impl != "python" &&
         !((key, impl) in isc)) {
         isc[key, impl] = 1
         canchor[key, ++nc[key]] = impl
@@ -183,7 +201,7 @@ function verdict(t, v,    x) {
 END {
     # Targets from the foundation and green-thread issues: key, the test,
     # and what it is taken against: "" the first C anchor (a ratio), an
-    # anchor name or "go" (a ratio to it), "abs" weft alone.
+    # anchor name, "go" or "python" (a ratio to it), "abs" weft alone.
     tgt["lock_uncontended"] = "<=0.70"
     tgt["lock_2t_rate"] = ">=2.00"
     tgt["lock_2t_wait_max"] = "<=1000us"; tref["lock_2t_wait_max"] = "abs"
@@ -207,38 +225,63 @@ END {
         tref2["echo_64b_" ec[e] "c"] = "epoll"
     }
     tgt["echo_idle_rss_total"] = "<=100MB"; tref["echo_idle_rss_total"] = "abs"
-    printf "%-26s %-8s %-6s %9s  %-20s %6s %9s %6s %9s %6s  %s\n", \
+    # Executors (issue 5): the thread pool against the Go worker pool and
+    # against the ThreadPoolExecutor of CPython (100x), one at a time and in a
+    # batch; timpl limits a target to the rows of one weft implementation.
+    split("executor_one executor_batch", xk, " ")
+    for (e in xk) {
+        tgt[xk[e]] = ">=1.00"; tref[xk[e]] = "go"
+        tgt2[xk[e]] = ">=100"; tref2[xk[e]] = "python"
+        timpl[xk[e]] = "weft_threads"
+    }
+    # The process pool against the ProcessPoolExecutor of CPython.
+    tgt["process_pool_one"] = ">=5.00"; tref["process_pool_one"] = "python"
+    tgt["process_pool_batch"] = ">=5.00"; tref["process_pool_batch"] = "python"
+    printf "%-32s %-8s %-6s %9s  %-20s %6s %9s %6s %9s %6s  %s\n", \
         "figure", "unit", "better", "weft", "C anchor", "w/C", "go", "w/go", \
         "python", "w/py", "target"
     for (i = 1; i <= n; i++) {
-        k = order[i]; w = val[k, "weft"]
+      k = order[i]
+      wrows = nw[k] > 0 ? nw[k] : 1
+      for (wi = 1; wi <= wrows; wi++) {
+        wname = nw[k] > 0 ? wimpl[k, wi] : "weft"
+        w = val[k, wname]
+        # A weft_<x> row is labelled "<key> <x>".
+        label = (wname == "weft") ? k : k " " substr(wname, 6)
+        totarget = !(k in timpl) || timpl[k] == wname
         rows = nc[k] > 0 ? nc[k] : 1
         for (j = 1; j <= rows; j++) {
             c = (nc[k] > 0) ? canchor[k, j] : ""
             cv = (c != "") ? val[k, c] : ""
             t = ""
-            if (k in tgt) {
+            if ((k in tgt) && totarget) {
                 ref = (k in tref) ? tref[k] : ""
                 if (ref == "abs" && j == 1)
                     t = verdict(tgt[k], w)
-                else if (ref == "go" && j == 1)
-                    t = verdict(tgt[k], ratio(w, val[k, "go"]) == "-" ? "" : \
-                                w / val[k, "go"])
+                else if ((ref == "go" || ref == "python") && j == 1)
+                    t = verdict(tgt[k], ratio(w, val[k, ref]) == "-" ? "" : \
+                                w / val[k, ref])
                 else if ((ref == "" && j == 1) || (ref != "" && ref == c))
                     t = verdict(tgt[k], ratio(w, cv) == "-" ? "" : w / cv)
             }
             # A second target against a named C anchor, on that row.
-            if ((k in tgt2) && tref2[k] == c)
+            if ((k in tgt2) && totarget && tref2[k] == c)
                 t = (t == "" ? "" : t ", ") \
                     verdict(tgt2[k], ratio(w, cv) == "-" ? "" : w / cv) \
                     " vs " c
             gv = (j == 1) ? val[k, "go"] : ""
             pv = (j == 1) ? val[k, "python"] : ""
-            printf "%-26s %-8s %-6s %9s  %-20s %6s %9s %6s %9s %6s  %s\n", \
-                k, unit[k], better[k], fmt(w), \
+            # ... or against Python, on the first row.
+            if ((k in tgt2) && totarget && tref2[k] == "python" && j == 1)
+                t = (t == "" ? "" : t ", ") \
+                    verdict(tgt2[k], ratio(w, pv) == "-" ? "" : w / pv) \
+                    " vs python"
+            printf "%-32s %-8s %-6s %9s  %-20s %6s %9s %6s %9s %6s  %s\n", \
+                label, unit[k], better[k], fmt(w), \
                 (c != "" ? c " " fmt(cv) : "-"), ratio(w, cv), \
                 fmt(gv), ratio(w, gv), fmt(pv), ratio(w, pv), t
         }
+      }
     }
 }' "$results"
 if [ -s "$notes" ]; then
