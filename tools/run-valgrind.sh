@@ -39,7 +39,8 @@ check barrier "$e/barrier" 4
 check connection_pool "$e/connection_pool" 6 2
 check logging_threads "$e/logging_threads"
 check quickstart "$e/quickstart"
-for t in test_park test_lock test_event; do
+check executor_pipeline "$e/executor_pipeline"
+for t in test_park test_lock test_event test_future; do
     # Check's own summary line is parsed too, so a test failing only
     # under Valgrind is counted by name.
     # Valgrind runs one thread at a time, so tests that race two spinning

@@ -167,6 +167,32 @@ START_TEST(green_idle_connections_runs)
 }
 END_TEST
 
+START_TEST(downloader_gets_every_page)
+{
+    ck_assert_int_eq(run_example("downloader", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "every page arrived whole; the bad URLs failed "
+                              "with their reasons"), "%s", out);
+    ck_assert_msg(strstr(out, "HTTP 404"), "%s", out);
+}
+END_TEST
+
+START_TEST(executor_pipeline_delivers_every_result)
+{
+    ck_assert_int_eq(run_example("executor_pipeline", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "every result arrived"), "%s", out);
+}
+END_TEST
+
+START_TEST(process_examples_run)
+{
+    ck_assert_int_eq(run_example("process_fib", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "OK: 10 of 10 results match"), "%s", out);
+    ck_assert_int_eq(run_example("process_crash", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "child processes left after destroy: 0"), "%s",
+                  out);
+}
+END_TEST
+
 static Suite *examples_suite(void)
 {
     Suite *s = suite_create("examples");
@@ -186,6 +212,9 @@ static Suite *examples_suite(void)
     tcase_add_test(c, green_selfish_every_counter_advances);
     tcase_add_test(c, green_echo_runs);
     tcase_add_test(c, green_idle_connections_runs);
+    tcase_add_test(c, downloader_gets_every_page);
+    tcase_add_test(c, executor_pipeline_delivers_every_result);
+    tcase_add_test(c, process_examples_run);
     suite_add_tcase(s, c);
     return s;
 }
