@@ -67,7 +67,7 @@ static void os_block(weft__waiter *w, int64_t deadline)
 static void os_unblock(weft__waiter *w, uint32_t prev)
 {
     if (prev == WEFT__W_SLEEPING)
-        weft__futex_wake(&w->state, 1);
+        weft__wake_word(&w->state); /* after the guard: waitq.c */
 }
 
 static const struct weft__park_ops os_ops = {os_block, os_unblock};

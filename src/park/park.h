@@ -209,6 +209,10 @@ bool weft__waiter_cancelled(const weft__waiter *w);
 void weft__waitq_lock(weft__waitq *wq);
 void weft__waitq_unlock(weft__waitq *wq);
 
+/* FUTEX_WAKE one sleeper on word, now if this thread holds no guard, else
+ * when it drops its last one (waitq.c, "Wake-ups after the guard"). */
+void weft__wake_word(_Atomic uint32_t *word);
+
 /* The rest need the guard held. */
 void weft__waitq_push(weft__waitq *wq, weft__wait_entry *e, weft__waiter *w);
 void weft__waitq_push_front(weft__waitq *wq, weft__wait_entry *e,

@@ -8,6 +8,18 @@
  * contender spins a little before sleeping.  It is held only for those few
  * instructions and never across a park, so it cannot deadlock against the
  * waits it protects.
+ *
+ * Wake-ups after the guard.  Wakers run under the guard, and waking an OS
+ * thread that sleeps on its futex is a system call of several
+ * microseconds: made under the guard, it kept every other waker and
+ * waiter of the primitive spinning, then sleeping, on the guard.  So
+ * weft__wake_word (the OS park backend's wake) only notes the futex word
+ * while this thread holds a guard, and the last unlock makes the calls.
+ * Safe because the claim and the WOKEN state are already published: the
+ * waiter cannot miss its wake-up, only get it a little later; and a late
+ * FUTEX_WAKE on a word whose thread has gone is at worst a spurious
+ * wake-up, as for the guard itself below.
+ *
  * Invariants: head == NULL iff tail == NULL iff len == 0; an entry is on at
  * most one queue, and e->linked says whether it is on e->wq.
  */
@@ -37,9 +49,40 @@ static void guard_lock_slow(weft__waitq *wq)
         weft__futex_wait(&wq->guard, 2, WEFT_FOREVER);
 }
 
+/* Futex wake-ups of sleeping OS waiters, put off until this thread holds
+ * no guard (see the top of this file).  A guard is always dropped on the
+ * OS thread that took it (nothing parks or switches while holding one),
+ * so a per-OS-thread count is exact. */
+#define DEFERRED_MAX 8
+struct deferred {
+    unsigned held;                     /* guards this thread holds */
+    unsigned n;
+    _Atomic uint32_t *word[DEFERRED_MAX];
+};
+static _Thread_local struct deferred deferred
+    __attribute__((tls_model("initial-exec")));
+
+void weft__wake_word(_Atomic uint32_t *word)
+{
+    struct deferred *d = &deferred;
+    if (d->held > 0 && d->n < DEFERRED_MAX)
+        d->word[d->n++] = word;
+    else
+        weft__futex_wake(word, 1);
+}
+
+static void flush_deferred(struct deferred *d)
+{
+    /* Taken one at a time: a wake-up could in principle run code that
+     * takes a guard again (it does not today), which would append. */
+    while (d->n > 0)
+        weft__futex_wake(d->word[--d->n], 1);
+}
+
 void weft__waitq_lock(weft__waitq *wq)
 {
     uint32_t c = 0;
+    deferred.held++;
     if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(
             &wq->guard, &c, 1, memory_order_acquire, memory_order_relaxed)))
         return;
@@ -54,6 +97,9 @@ void weft__waitq_unlock(weft__waitq *wq)
 {
     if (atomic_exchange_explicit(&wq->guard, 0, memory_order_release) == 2)
         weft__futex_wake(&wq->guard, 1);
+    struct deferred *d = &deferred;
+    if (--d->held == 0 && WEFT_UNLIKELY(d->n > 0))
+        flush_deferred(d);
 }
 
 void weft__waitq_push(weft__waitq *wq, weft__wait_entry *e, weft__waiter *w)
