@@ -45,6 +45,7 @@
 #include "platform/platform.h"
 #include "thread/thread.h"
 #include "weft/error.h"
+#include "weft/green.h"
 #include "weft/log.h"
 
 struct weft_executor {
@@ -64,6 +65,8 @@ struct weft_executor {
                                    submit that the completion lets through
                                    queues its task for this worker instead
                                    of starting another */
+    _Atomic bool cancelling;    /* shutdown cancels pending work: also the
+                                   tasks a worker took ahead (take) */
     _Atomic int returning;      /* workers between completing a task and
                                    taking the guard in take(): raised
                                    without the guard, lowered under it */
@@ -86,6 +89,10 @@ struct weft_executor {
 
 /* Tasks a green worker runs in a row before it yields. */
 #define TASK_BUDGET 64
+/* take() hands a worker up to 1 + STASH_MAX tasks when more than
+ * STASH_QUEUE per worker wait. */
+#define STASH_MAX 3
+#define STASH_QUEUE 8
 
 /* ---- the exit policy ---------------------------------------------------- */
 
@@ -231,6 +238,16 @@ static weft_future *take(weft_executor *ex, bool back)
         if (ex->head != NULL && !ex->broken) {
             atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
             weft_future *f = pop_locked(ex);
+            /* A long queue: take a few more at once, one lock for several
+             * tasks (the queue is shared by the submitters and every
+             * worker); short queues are left for the other workers. */
+            weft_future *last = f;
+            for (int k = 0; k < STASH_MAX && ex->head != NULL &&
+                            ex->pending > STASH_QUEUE * (size_t)ex->workers;
+                 k++) {
+                last->qnext = pop_locked(ex);
+                last = last->qnext;
+            }
             /* More work queued: wake one more worker for it, which will
              * do the same, so a burst queued while the others slept (see
              * returning) still spreads over every worker. */
@@ -265,10 +282,13 @@ static void coming_back(weft_executor *ex)
     atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
 }
 
-static void run(weft_executor *ex, weft_future *f)
+/* Run f; last: no more stashed tasks follow, so the worker is about to
+ * come back to take(). */
+static void run(weft_executor *ex, weft_future *f, bool last)
 {
     if (weft_future_set_running(f) != 0) {
-        coming_back(ex);
+        if (last)
+            coming_back(ex);
         weft_future_release(f); /* cancelled while queued */
         return;
     }
@@ -278,7 +298,8 @@ static void run(weft_executor *ex, weft_future *f)
     int rc = f->fn(f->arg, &result);
     self = weft__self();
     self->task = NULL;
-    coming_back(ex);
+    if (last)
+        coming_back(ex);
     if (rc == 0) {
         weft_future_set_result(f, result);
     } else {
@@ -345,7 +366,17 @@ int weft__executor_worker(void *arg)
     bool back = false;
     while ((f = take(ex, back)) != NULL) {
         back = true;
-        run(ex, f);
+        /* take() may hand over a few tasks at once (a stash linked by
+         * qnext): run them in order; shutdown may cancel them meanwhile. */
+        for (bool stashed = false; f != NULL; stashed = true) {
+            weft_future *next = f->qnext;
+            f->qnext = NULL;
+            if (stashed &&
+                atomic_load_explicit(&ex->cancelling, memory_order_relaxed))
+                weft_future_cancel(f); /* still PENDING: queued, in effect */
+            run(ex, f, next == NULL);
+            f = next;
+        }
         /* A green worker that always finds work never parks: let the
          * other green threads of its OS thread run now and then (Tokio's
          * cooperative budget), rather than hog it until the monitor
@@ -503,6 +534,13 @@ int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
     weft__waitq_unlock(&ex->idle);
     if (out != NULL)
         *out = f;
+    /* A green thread that submits a burst never parks, and the workers it
+     * wakes may be queued behind it on its own OS thread: yield now and
+     * then (the same budget as a worker's). */
+    static _Thread_local unsigned submits;
+    if (++submits % TASK_BUDGET == 0 &&
+        weft__self()->kind == WEFT__WAITER_GREEN)
+        weft_green_yield();
     if (start) {
         int src = start_worker(ex, f);
         if (src != 0) {
@@ -598,6 +636,7 @@ int weft_executor_shutdown(weft_executor *ex, unsigned flags,
     weft__waitq_lock(&ex->idle);
     ex->shutdown = true;
     if (flags & WEFT_SHUTDOWN_CANCEL_PENDING) {
+        atomic_store_explicit(&ex->cancelling, true, memory_order_relaxed);
         cancelled = ex->head;
         ex->head = ex->tail = NULL;
         ex->pending = 0;
