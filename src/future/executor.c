@@ -217,12 +217,18 @@ static void hand_next_locked(weft_executor *ex)
 {
     weft__wait_entry *e;
     while ((e = weft__waitq_pop(&ex->idle)) != NULL) {
-        e->data = (uintptr_t)ex->head;
+        /* Unlinked before the wake: the woken worker reads qnext. */
+        weft_future *t = pop_locked(ex);
+        e->data = (uintptr_t)t;
         if (weft__wake(e, 0)) {
             atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
-            pop_locked(ex);
             return;
         }
+        t->qnext = ex->head; /* that worker had left: put t back */
+        ex->head = t;
+        if (ex->tail == NULL)
+            ex->tail = t;
+        ex->pending++;
     }
 }
 
