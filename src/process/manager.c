@@ -256,6 +256,8 @@ static void free_slot(weft_process_pool *p, pworker *w)
     weft_lock_release(&p->lock);
 }
 
+static void lost_worker(weft_process_pool *p, pworker *w);
+
 /* w sent the RESULT of cur.  Hand w its next queued task first, so that
  * it works while this thread completes the future (and wakes its waiter);
  * or mark it idle for direct submits; or retire it if it did its share. */
@@ -263,7 +265,7 @@ static void on_result(weft_process_pool *p, pworker *w,
                       const unsigned char *body, size_t len)
 {
     ptask *t = w->cur, *next = NULL, *dropped = NULL;
-    bool retire;
+    bool retire, lost = false;
 
     w->ntasks++;
     retire = p->max_tasks > 0 && w->ntasks >= p->max_tasks;
@@ -280,13 +282,14 @@ static void on_result(weft_process_pool *p, pworker *w,
     if (next != NULL) {
         next->deadline = next->timeout_ns > 0
                              ? weft_now() + next->timeout_ns : WEFT_FOREVER;
-        if (start_send(w, next->frame.data, next->frame.len) != 0)
-            retire = true; /* the socket ended: EOF or EXITED will tell */
+        lost = start_send(w, next->frame.data, next->frame.len) != 0;
     }
     complete(t, w->pid, body, len);
     weft__process_task_free(t);
     free_tasks(dropped);
-    if (retire)
+    if (lost)
+        lost_worker(p, w); /* next stays its task: EXITED fails it */
+    else if (retire)
         close_worker(w); /* EOF makes it exit; EXITED frees the slot */
 }
 
