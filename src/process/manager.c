@@ -7,7 +7,15 @@
  * user threads write (new task, kill, shutdown), the forkserver socket
  * (FORKED, EXITED) and each worker's socket (non-blocking; frames are read
  * and written resumably, so short reads and writes, EINTR and EOF at any
- * byte are all ordinary).  The poll timeout is the nearest task deadline
+ * byte are all ordinary).  Each read takes all that a worker sent (several
+ * frames at once, one system call per burst); a frame is handled as soon
+ * as it is whole.  On a RESULT the manager first hands that worker its next
+ * queued task, then completes the finished task's future (which may wake a
+ * waiter, run callbacks): the worker works meanwhile.  When nothing is
+ * queued it marks the worker idle, and a submit may then write a task to
+ * it directly (pool.h); the manager takes such a task as the worker's cur
+ * (claim_direct) before it acts on that worker, and learns of it at the
+ * latest from the worker's reply.  The poll timeout is the nearest task deadline
  * (monotonic clock, measured here, never by the worker).  This thread is
  * internal and waits in ppoll directly; no user thread ever waits on it
  * except through weft waits (pool.c).
@@ -24,10 +32,18 @@
  * DYING until EXITED.  If the forkserver itself dies, every worker dies
  * with it (PDEATHSIG); the pool is then broken.
  *
- * Invariants: a worker is W_BUSY iff cur != NULL; cur is cleared only
- * after its future is completed; a task popped from the queue is either
- * sent (set_running succeeded) or dropped because it was cancelled, never
- * both.  Locking: see pool.h.
+ * Invariants: a worker is W_BUSY iff cur != NULL (once claim_direct has
+ * run: a directly submitted task is `direct` until then); cur is cleared
+ * only after its future is completed; a task popped from the queue is
+ * either sent (set_running succeeded) or dropped because it was cancelled,
+ * never both; idle is set only for a W_IDLE worker with an open socket and
+ * nothing to send, and cleared (under lock) before the manager closes
+ * that socket; a worker has at most one task in flight, so the task a dead
+ * worker was running is always known.
+ *   (Not done: pipelining several tasks per worker.  It would make a sent
+ *   but not started task impossible to cancel, and which task a dead
+ *   worker was running ambiguous without a start notice per task.)
+ * Locking: see pool.h.
  */
 #include <errno.h>
 #include <fcntl.h>

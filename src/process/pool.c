@@ -3,9 +3,14 @@
  * manager thread (manager.c); see pool.h for who owns what.
  *
  * Design: submit builds the TASK frame (copying the input) before it takes
- * the lock, appends the task to the queue, and wakes the manager through
- * an eventfd, written only when no wake-up is pending already
- * (wake_pending), so a burst of submits costs one write.  A bounded queue
+ * the lock.  Fast path: when the queue is empty and the manager has marked
+ * a worker idle, submit writes the frame to that worker's socket itself
+ * (submit_direct, under lock; see pool.h) and wakes nobody: the worker's
+ * reply wakes the manager, which completes the future.  That saves one
+ * wake-up of four per task (submitter -> manager).  Otherwise it appends
+ * the task to the queue and wakes the manager through an eventfd, written
+ * only when no wake-up is pending already (wake_pending), so a burst of
+ * submits costs one write.  A bounded queue
  * makes submit wait on the condition `space` (it parks: green threads may
  * call it).  Shutdown sets the flag, cancels the queue if told to, wakes
  * the manager and waits on the event `done`, which the manager sets once
@@ -15,8 +20,10 @@
  *   must find a queued task to take it out; a plain list under the lock
  *   does both.)
  *
- * Locking: lock guards the queue, the flags and workers' cur/kill; never
- * held across I/O or while completing a future.
+ * Locking: lock guards the queue, the flags and workers' cur, kill, idle,
+ * direct and gone; never held while completing a future, and across I/O
+ * only for the one non-blocking send of a direct submit (so that the
+ * manager cannot close that socket meanwhile).
  */
 #include <errno.h>
 #include <stdint.h>
