@@ -7,7 +7,15 @@
  * user threads write (new task, kill, shutdown), the forkserver socket
  * (FORKED, EXITED) and each worker's socket (non-blocking; frames are read
  * and written resumably, so short reads and writes, EINTR and EOF at any
- * byte are all ordinary).  The poll timeout is the nearest task deadline
+ * byte are all ordinary).  Each read takes all that a worker sent (several
+ * frames at once, one system call per burst); a frame is handled as soon
+ * as it is whole.  On a RESULT the manager first hands that worker its next
+ * queued task, then completes the finished task's future (which may wake a
+ * waiter, run callbacks): the worker works meanwhile.  When nothing is
+ * queued it marks the worker idle, and a submit may then write a task to
+ * it directly (pool.h); the manager takes such a task as the worker's cur
+ * (claim_direct) before it acts on that worker, and learns of it at the
+ * latest from the worker's reply.  The poll timeout is the nearest task deadline
  * (monotonic clock, measured here, never by the worker).  This thread is
  * internal and waits in ppoll directly; no user thread ever waits on it
  * except through weft waits (pool.c).
@@ -24,10 +32,18 @@
  * DYING until EXITED.  If the forkserver itself dies, every worker dies
  * with it (PDEATHSIG); the pool is then broken.
  *
- * Invariants: a worker is W_BUSY iff cur != NULL; cur is cleared only
- * after its future is completed; a task popped from the queue is either
- * sent (set_running succeeded) or dropped because it was cancelled, never
- * both.  Locking: see pool.h.
+ * Invariants: a worker is W_BUSY iff cur != NULL (once claim_direct has
+ * run: a directly submitted task is `direct` until then); cur is cleared
+ * only after its future is completed; a task popped from the queue is
+ * either sent (set_running succeeded) or dropped because it was cancelled,
+ * never both; idle is set only for a W_IDLE worker with an open socket and
+ * nothing to send, and cleared (under lock) before the manager closes
+ * that socket; a worker has at most one task in flight, so the task a dead
+ * worker was running is always known.
+ *   (Not done: pipelining several tasks per worker.  It would make a sent
+ *   but not started task impossible to cancel, and which task a dead
+ *   worker was running ambiguous without a start notice per task.)
+ * Locking: see pool.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,39 +90,45 @@ static void task_done(weft_process_pool *p, pworker *w)
     weft__process_task_free(t);
 }
 
-/* Complete w's task from a RESULT body (taken: the future may keep it). */
-static void task_result(weft_process_pool *p, pworker *w, unsigned char *body,
-                        size_t len)
+/* Complete t from a RESULT body (len bytes at body, not taken: the value
+ * is copied out, as the body lives in the worker's receive buffer). */
+static void complete(ptask *t, pid_t pid, const unsigned char *body,
+                     size_t len)
 {
-    ptask *t = w->cur;
     weft_bytes_reader r;
     uint64_t n;
     int64_t rc;
     const void *data;
     size_t dlen;
+    unsigned char *copy;
 
     weft_bytes_reader_init(&r, body, len);
     if (t->chunk) {
-        weft_future_set_result_owned(t->fut, body, len, free);
+        data = body;
+        dlen = len;
     } else if (weft_bytes_get_u64(&r, &n) != 0 || n != 1 ||
                weft_bytes_get_i64(&r, &rc) != 0 ||
                weft_bytes_get_blob(&r, &data, &dlen) != 0) {
-        free(body);
         weft_future_set_error(t->fut, WEFT_EWORKER,
                               "task '%s' failed: worker %d sent a garbled "
-                              "result", t->entry->name, (int)w->pid);
-    } else if (rc == 0) {
-        memmove(body, data, dlen);
-        weft_future_set_result_owned(t->fut, body, dlen, free);
-    } else {
+                              "result", t->entry->name, (int)pid);
+        return;
+    } else if (rc != 0) {
         const char *msg = dlen > 0 && ((const char *)data)[dlen - 1] == '\0'
                               ? data : "";
         weft_future_set_error(t->fut, rc < 0 && rc > INT32_MIN ? (int)rc
                                                                : WEFT_EFAILED,
                               "task '%s' failed: %s", t->entry->name, msg);
-        free(body);
+        return;
     }
-    task_done(p, w);
+    copy = malloc(dlen ? dlen : 1);
+    if (copy == NULL) {
+        weft_future_set_error(t->fut, -ENOMEM, "task '%s': no memory for "
+                              "its result", t->entry->name);
+        return;
+    }
+    memcpy(copy, data, dlen);
+    weft_future_set_result_owned(t->fut, copy, dlen, free);
 }
 
 /* Fail w's task with code and why (the worker's pid is named). */
@@ -147,6 +169,61 @@ static void set_broken(weft_process_pool *p, const char *msg)
 
 /* ---- workers --------------------------------------------------------------- */
 
+/* Under lock: take a task a submit handed to w directly (pool.h) as cur,
+ * and stop direct submits to w.  The manager calls this before it acts on
+ * a worker that may be idle; after it, w's state is the truth again. */
+static void claim_direct_locked(pworker *w)
+{
+    ptask *t = w->direct;
+    w->idle = false;
+    if (t == NULL)
+        return;
+    w->direct = NULL;
+    w->cur = t;
+    w->state = W_BUSY;
+    if (t->sent < t->frame.len) { /* the socket was full: send the rest */
+        w->tx = t->frame.data + t->sent;
+        w->txlen = t->frame.len - t->sent;
+        w->txoff = 0;
+    }
+}
+
+static void claim_direct(weft_process_pool *p, pworker *w)
+{
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    claim_direct_locked(w);
+    weft_lock_release(&p->lock);
+}
+
+/* Under lock: the first queued task not cancelled, now RUNNING, or NULL;
+ * the cancelled ones go on *dropped (never sent, freed by the caller). */
+static ptask *pop_task(weft_process_pool *p, ptask **dropped)
+{
+    while (p->head != NULL) {
+        ptask *t = p->head;
+        p->head = t->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->qlen--;
+        t->next = NULL;
+        weft_cond_notify(&p->space, 1);
+        if (weft_future_set_running(t->fut) == 0)
+            return t;
+        t->next = *dropped; /* cancelled while queued: never sent */
+        *dropped = t;
+    }
+    return NULL;
+}
+
+static void free_tasks(ptask *t)
+{
+    while (t) {
+        ptask *next = t->next;
+        weft__process_task_free(t);
+        t = next;
+    }
+}
+
 static void count_workers(weft_process_pool *p)
 {
     int n = 0;
@@ -161,9 +238,7 @@ static void close_worker(pworker *w)
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
-    free(w->body);
-    w->body = NULL;
-    w->hgot = w->bgot = 0;
+    w->rxlen = 0;
     w->tx = NULL;
     w->state = W_DYING;
 }
@@ -184,37 +259,65 @@ static void free_slot(weft_process_pool *p, pworker *w)
         close(w->fd);
     if (w->pidfd >= 0)
         close(w->pidfd);
-    free(w->body);
-    w->body = NULL;
+    free(w->rx);
+    w->rx = NULL;
+    w->rxlen = w->rxcap = 0;
     w->fd = w->pidfd = -1;
-    w->hgot = w->bgot = 0;
     w->tx = NULL;
     w->pid = 0;
     w->ntasks = 0;
     w->state = W_FREE;
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    w->gone = false;
+    weft_lock_release(&p->lock);
 }
 
-/* A worker ended a task (cleanly): retire it if it did its share. */
-static void after_task(weft_process_pool *p, pworker *w)
+static void lost_worker(weft_process_pool *p, pworker *w);
+
+/* w sent the RESULT of cur.  Hand w its next queued task first, so that
+ * it works while this thread completes the future (and wakes its waiter);
+ * or mark it idle for direct submits; or retire it if it did its share. */
+static void on_result(weft_process_pool *p, pworker *w,
+                      const unsigned char *body, size_t len)
 {
+    ptask *t = w->cur, *next = NULL, *dropped = NULL;
+    bool retire, lost = false;
+
     w->ntasks++;
-    w->state = W_IDLE;
-    if (p->max_tasks > 0 && w->ntasks >= p->max_tasks)
+    retire = p->max_tasks > 0 && w->ntasks >= p->max_tasks;
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    w->cur = NULL;
+    w->kill = false;
+    if (!retire && !w->gone)
+        next = pop_task(p, &dropped);
+    w->cur = next;
+    w->state = next ? W_BUSY : W_IDLE;
+    w->idle = next == NULL && !retire && !w->gone && p->head == NULL &&
+              !p->shutdown && !atomic_load(&p->broken);
+    weft_lock_release(&p->lock);
+    if (next != NULL) {
+        next->deadline = next->timeout_ns > 0
+                             ? weft_now() + next->timeout_ns : WEFT_FOREVER;
+        lost = start_send(w, next->frame.data, next->frame.len) != 0;
+    }
+    complete(t, w->pid, body, len);
+    weft__process_task_free(t);
+    free_tasks(dropped);
+    if (lost)
+        lost_worker(p, w); /* next stays its task: EXITED fails it */
+    else if (retire)
         close_worker(w); /* EOF makes it exit; EXITED frees the slot */
 }
 
-/* A whole frame arrived from w. */
-static void on_frame(weft_process_pool *p, pworker *w)
+/* A whole frame arrived from w (body points into w's receive buffer). */
+static void on_frame(weft_process_pool *p, pworker *w, uint32_t type,
+                     const unsigned char *body, size_t len)
 {
-    unsigned char *body = w->body;
-    size_t len = (size_t)w->hdr.len;
-
-    w->body = NULL;
-    w->hgot = w->bgot = 0;
-    if (w->hdr.type == WEFT__FRAME_RESULT && w->state == W_BUSY) {
-        task_result(p, w, body, len);
-        after_task(p, w);
-    } else if (w->hdr.type == WEFT__FRAME_INITR && w->state == W_INIT) {
+    if (w->state == W_IDLE)
+        claim_direct(p, w); /* the frame may answer a direct submit */
+    if (type == WEFT__FRAME_RESULT && w->state == W_BUSY) {
+        on_result(p, w, body, len);
+    } else if (type == WEFT__FRAME_INITR && w->state == W_INIT) {
         weft_bytes_reader r;
         int64_t rc;
         const void *msg;
@@ -236,52 +339,65 @@ static void on_frame(weft_process_pool *p, pworker *w)
             close_worker(w);
             set_broken(p, buf);
         }
-        free(body);
     } else {
-        free(body);
         weft_warning("process pool: worker %d sent an unexpected frame %u; "
-                     "killing it", (int)w->pid, w->hdr.type);
+                     "killing it", (int)w->pid, type);
         if (w->state == W_BUSY)
             task_fail(p, w, WEFT_EWORKER, "failed", "broke the protocol");
         kill_worker(w);
     }
 }
 
-/* Read what w has sent, frame by frame.  false when the socket ended. */
+#define RX_MIN 65536
+
+/* Read what w has sent and handle each whole frame.  One read takes all
+ * that has arrived (up to the buffer's room); a read that leaves room
+ * means the socket is drained, so no second read just to see EAGAIN.
+ * false when the socket ended (EOF, reset, garbage). */
 static bool read_worker(weft_process_pool *p, pworker *w)
 {
+    bool drained = false;
+
     while (w->fd >= 0) {
+        weft__frame h;
+        size_t want = sizeof h, room;
         ssize_t got;
-        if (w->hgot < sizeof w->hdr) {
-            got = read(w->fd, (char *)&w->hdr + w->hgot,
-                       sizeof w->hdr - w->hgot);
-        } else {
-            got = read(w->fd, w->body + w->bgot, (size_t)w->hdr.len - w->bgot);
+
+        if (w->rxlen >= sizeof h) {
+            memcpy(&h, w->rx, sizeof h);
+            if (h.magic != WEFT__FRAME_MAGIC || h.len > WEFT__FRAME_MAX)
+                return false;
+            want = sizeof h + (size_t)h.len;
+            if (w->rxlen >= want) {
+                on_frame(p, w, h.type, w->rx + sizeof h, (size_t)h.len);
+                if (w->fd < 0) /* closed: the buffer was reset */
+                    return true;
+                memmove(w->rx, w->rx + want, w->rxlen - want);
+                w->rxlen -= want;
+                continue;
+            }
         }
+        if (drained)
+            return true;
+        if (want > w->rxcap || w->rxcap < RX_MIN ||
+            (w->rxlen == 0 && w->rxcap > 16 * RX_MIN)) {
+            size_t cap = want > RX_MIN ? want : RX_MIN;
+            unsigned char *d = realloc(w->rx, cap);
+            if (d == NULL)
+                return false;
+            w->rx = d;
+            w->rxcap = cap;
+        }
+        room = w->rxcap - w->rxlen;
+        got = read(w->fd, w->rx + w->rxlen, room);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return true;
         if (got <= 0)
             return false; /* EOF or reset: the worker is gone or going */
-        if (w->hgot < sizeof w->hdr) {
-            w->hgot += (size_t)got;
-            if (w->hgot < sizeof w->hdr)
-                continue;
-            if (w->hdr.magic != WEFT__FRAME_MAGIC ||
-                w->hdr.len > WEFT__FRAME_MAX) {
-                w->hgot = 0;
-                return false;
-            }
-            w->body = malloc(w->hdr.len ? (size_t)w->hdr.len : 1);
-            if (w->body == NULL)
-                return false;
-            w->bgot = 0;
-        } else {
-            w->bgot += (size_t)got;
-        }
-        if (w->hgot == sizeof w->hdr && w->bgot == w->hdr.len)
-            on_frame(p, w);
+        w->rxlen += (size_t)got;
+        drained = (size_t)got < room;
     }
     return true;
 }
@@ -314,14 +430,16 @@ static int start_send(pworker *w, const unsigned char *frame, size_t len)
 
 /* The socket of w ended (EOF, reset, garbage): stop listening; EXITED
  * decides what it means. */
-static void lost_worker(pworker *w)
+static void lost_worker(weft_process_pool *p, pworker *w)
 {
-    int state = w->state;
-    ptask *keep = w->cur;
+    int state, keep_phase;
+    claim_direct(p, w);
+    state = w->state;
+    keep_phase = w->cur != NULL || state == W_INIT;
     close_worker(w);
     /* close_worker says DYING; a BUSY or INIT worker keeps its phase so
      * EXITED can name the task or the initializer. */
-    if (keep != NULL || state == W_INIT)
+    if (keep_phase)
         w->state = state;
 }
 
@@ -337,6 +455,7 @@ static void on_exited(weft_process_pool *p, pid_t pid, int status)
             w = &p->w[i];
     if (w == NULL)
         return;
+    claim_direct(p, w);
     if (w->fd >= 0)
         read_worker(p, w); /* what it wrote before it ended */
     describe_status(status, why, sizeof why);
@@ -387,7 +506,7 @@ static void on_forked(weft_process_pool *p, const weft__fs_msg *m, int fds[2])
     if (p->init != NULL) {
         w->state = W_INIT;
         if (start_send(w, p->initframe.data, p->initframe.len) != 0)
-            lost_worker(w);
+            lost_worker(p, w);
     } else {
         w->state = W_IDLE;
     }
@@ -421,6 +540,7 @@ static void server_died(weft_process_pool *p)
 {
     for (int i = 0; i < p->max_workers; i++) {
         pworker *w = &p->w[i];
+        claim_direct(p, w);
         if (w->state == W_BUSY && w->cur != NULL)
             task_fail(p, w, WEFT_EWORKER, "failed",
                       "lost: the pool's forkserver died");
@@ -445,6 +565,7 @@ static bool plan(weft_process_pool *p, pworker **kills, int *nkills,
     weft_lock_acquire(&p->lock, WEFT_FOREVER);
     for (int i = 0; i < p->max_workers; i++) {
         pworker *w = &p->w[i];
+        claim_direct_locked(w);
         if (w->kill) {
             w->kill = false;
             if (w->state == W_BUSY && w->cur != NULL)
@@ -453,32 +574,26 @@ static bool plan(weft_process_pool *p, pworker **kills, int *nkills,
     }
     for (int i = 0; i < p->max_workers && p->head != NULL; i++) {
         pworker *w = &p->w[i];
-        if (w->state != W_IDLE)
+        ptask *t;
+        if (w->state != W_IDLE || w->gone)
             continue;
-        while (p->head != NULL) {
-            ptask *t = p->head;
-            p->head = t->next;
-            if (p->head == NULL)
-                p->tail = NULL;
-            p->qlen--;
-            t->next = NULL;
-            weft_cond_notify(&p->space, 1);
-            if (weft_future_set_running(t->fut) != 0) {
-                t->next = *dropped; /* cancelled while queued: never sent */
-                *dropped = t;
-                continue;
-            }
+        t = pop_task(p, dropped);
+        if (t != NULL) {
             w->cur = t;
             w->state = W_BUSY;
-            break;
         }
+    }
+    ending = (p->shutdown || atomic_load(&p->broken)) && p->head == NULL;
+    for (int i = 0; i < p->max_workers; i++) {
+        pworker *w = &p->w[i];
+        w->idle = w->state == W_IDLE && w->fd >= 0 && w->tx == NULL &&
+                  !w->gone && p->head == NULL && !ending;
     }
     for (int i = 0; i < p->max_workers; i++) {
         int s = p->w[i].state;
         coming += s == W_FORKING || s == W_INIT;
         alive += s != W_FREE && s != W_DYING;
     }
-    ending = (p->shutdown || atomic_load(&p->broken)) && p->head == NULL;
     queued = p->qlen;
     weft_lock_release(&p->lock);
 
@@ -523,7 +638,7 @@ static void send_dispatched(weft_process_pool *p)
         w->cur->deadline = w->cur->timeout_ns > 0 ? now + w->cur->timeout_ns
                                                   : WEFT_FOREVER;
         if (start_send(w, w->cur->frame.data, w->cur->frame.len) != 0)
-            lost_worker(w);
+            lost_worker(p, w);
     }
 }
 
@@ -622,12 +737,12 @@ int weft__process_manager(void *arg)
             if (pf[k].revents == 0 || w->fd != pf[k].fd)
                 continue;
             if ((pf[k].revents & POLLOUT) && write_worker(w) != 0) {
-                lost_worker(w);
+                lost_worker(p, w);
                 continue;
             }
             if ((pf[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
                 !read_worker(p, w))
-                lost_worker(w);
+                lost_worker(p, w);
         }
         if (server_ok && pf[1].revents && !read_server(p)) {
             server_ok = false;

@@ -3,9 +3,14 @@
  * manager thread (manager.c); see pool.h for who owns what.
  *
  * Design: submit builds the TASK frame (copying the input) before it takes
- * the lock, appends the task to the queue, and wakes the manager through
- * an eventfd, written only when no wake-up is pending already
- * (wake_pending), so a burst of submits costs one write.  A bounded queue
+ * the lock.  Fast path: when the queue is empty and the manager has marked
+ * a worker idle, submit writes the frame to that worker's socket itself
+ * (submit_direct, under lock; see pool.h) and wakes nobody: the worker's
+ * reply wakes the manager, which completes the future.  That saves one
+ * wake-up of four per task (submitter -> manager).  Otherwise it appends
+ * the task to the queue and wakes the manager through an eventfd, written
+ * only when no wake-up is pending already (wake_pending), so a burst of
+ * submits costs one write.  A bounded queue
  * makes submit wait on the condition `space` (it parks: green threads may
  * call it).  Shutdown sets the flag, cancels the queue if told to, wakes
  * the manager and waits on the event `done`, which the manager sets once
@@ -15,18 +20,22 @@
  *   must find a queued task to take it out; a plain list under the lock
  *   does both.)
  *
- * Locking: lock guards the queue, the flags and workers' cur/kill; never
- * held across I/O or while completing a future.
+ * Locking: lock guards the queue, the flags and workers' cur, kill, idle,
+ * direct and gone; never held while completing a future, and across I/O
+ * only for the one non-blocking send of a direct submit (so that the
+ * manager cannot close that socket meanwhile).
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "process/pool.h"
+#include "lib/assert.h"
 
 void weft__process_wake(weft_process_pool *p)
 {
@@ -119,7 +128,6 @@ int weft_process_pool_create(weft_process_pool **out,
     for (int i = 0; i < o.max_workers; i++) {
         p->w[i].fd = -1;
         p->w[i].pidfd = -1;
-        weft_bytes_init(&p->w[i].own);
     }
     if (o.initializer != NULL && (rc = build_init(p, &o)) != 0) {
         pool_free(p);
@@ -149,6 +157,39 @@ int weft_process_pool_create(weft_process_pool **out,
     }
     *out = p;
     return 0;
+}
+
+/* Under lock, with the queue empty: hand t to an idle worker and write its
+ * frame to the worker's socket (non-blocking; the manager sends what did
+ * not fit).  true if a worker took it.  A worker whose socket refuses
+ * every byte (it died; the manager has not yet seen it) is marked gone and
+ * the next idle one is tried: a task no worker received is never failed
+ * for a death it did not see. */
+static bool submit_direct(weft_process_pool *p, ptask *t)
+{
+    for (int i = 0; i < p->max_workers; i++) {
+        pworker *w = &p->w[i];
+        ssize_t put;
+        if (!w->idle)
+            continue;
+        w->idle = false;
+        do {
+            put = send(w->fd, t->frame.data, t->frame.len,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (put < 0 && errno == EINTR);
+        if (put < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            w->gone = true;
+            continue;
+        }
+        /* Nobody else holds the future yet: it cannot be cancelled. */
+        WEFT_ASSERT(weft_future_set_running(t->fut) == 0);
+        t->sent = put < 0 ? 0 : (size_t)put;
+        t->deadline = t->timeout_ns > 0 ? weft_now() + t->timeout_ns
+                                        : WEFT_FOREVER;
+        w->direct = t;
+        return true;
+    }
+    return false;
 }
 
 int weft__process_submit_frame(weft_process_pool *p,
@@ -193,6 +234,15 @@ int weft__process_submit_frame(weft_process_pool *p,
     weft_bytes_init(frame);
     if (out)
         *out = weft_future_retain(t->fut);
+    if (p->head == NULL && submit_direct(p, t)) {
+        /* The manager learns of t from the worker's reply; it must look
+         * now only to send the rest of the frame or to watch a deadline. */
+        bool wake = t->sent < t->frame.len || t->timeout_ns > 0;
+        weft_lock_release(&p->lock);
+        if (wake)
+            weft__process_wake(p);
+        return 0;
+    }
     if (p->tail)
         p->tail->next = t;
     else
@@ -254,7 +304,8 @@ int weft_process_pool_kill_task(weft_process_pool *p, weft_future *f)
     }
     for (int i = 0; i < p->max_workers; i++) {
         pworker *w = &p->w[i];
-        if (w->cur == NULL || w->cur->fut != f)
+        ptask *run = w->direct ? w->direct : w->cur;
+        if (run == NULL || run->fut != f)
             continue;
         if (weft_future_done(f)) {
             weft_lock_release(&p->lock);
@@ -311,8 +362,7 @@ int weft_process_pool_destroy(weft_process_pool *p)
     if (rc != 0)
         return rc;
     for (int i = 0; i < p->max_workers; i++) {
-        free(p->w[i].body);
-        weft_bytes_fini(&p->w[i].own);
+        free(p->w[i].rx);
     }
     weft_event_fini(&p->done);
     weft_cond_fini(&p->space);

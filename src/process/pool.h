@@ -2,13 +2,26 @@
  * user threads make) and manager.c (the pool's manager thread).
  *
  * Who owns what.  The manager thread owns the workers (their processes,
- * sockets and buffers) and the forkserver socket: nobody else touches them.
- * User threads and the manager share, under lock: the queue of tasks not
- * yet sent, the flags, and each worker's cur and kill fields (so that
- * kill_task can find a running task).  The manager never holds lock while
- * it completes a future (a done-callback may call back into the pool) or
- * does I/O.  User threads wake the manager through an eventfd; every wait
- * of a user thread is a weft wait (cond, event), so it parks.
+ * sockets, state and buffers) and the forkserver socket.  User threads and
+ * the manager share, under lock: the queue of tasks not yet sent, the
+ * flags, and each worker's cur, kill, idle, direct and gone fields (so
+ * that kill_task can find a running task, and submit can hand a task
+ * straight to an idle worker).
+ *
+ * Direct submit.  When the queue is empty, the manager marks each worker
+ * that has nothing to do `idle` (under lock).  A submit that finds an idle
+ * worker claims it (idle = false, direct = the task) and writes the TASK
+ * frame to the worker's socket itself, under lock: no manager wake-up.
+ * While idle is true the manager does not touch that worker's socket, and
+ * it clears idle (claim_direct, under lock) before it acts on the worker
+ * in any way: it then takes a claimed task as cur, as if it had sent it.
+ * The manager's own state for the worker may therefore be stale (W_IDLE
+ * while a direct task runs) only until claim_direct.
+ *
+ * The manager never holds lock while it completes a future (a
+ * done-callback may call back into the pool) or does I/O on a socket it
+ * owns.  User threads wake the manager through an eventfd; every wait of a
+ * user thread is a weft wait (cond, event), so it parks.
  */
 #ifndef WEFT_PROCESS_POOL_H
 #define WEFT_PROCESS_POOL_H
@@ -28,8 +41,12 @@ struct ptask {
     uint64_t nitems;                 /* constant */
     bool chunk;                      /* constant: a map chunk */
     int64_t timeout_ns;              /* constant: <= 0 none */
-    int64_t deadline;                /* manager only: WEFT_FOREVER or when
-                                        the worker overruns */
+    int64_t deadline;                /* manager only (a direct submit sets
+                                        it before the manager sees the
+                                        task): 0 not sent, WEFT_FOREVER, or
+                                        when the worker overruns */
+    size_t sent;                     /* a direct submit: bytes of frame it
+                                        wrote; the manager sends the rest */
 };
 
 enum {
@@ -44,19 +61,24 @@ enum {
 typedef struct pworker {
     int state;                /* manager only: W_* */
     pid_t pid;                /* manager only */
-    int fd, pidfd;            /* manager only; -1 when closed / none */
+    int fd, pidfd;            /* manager only; -1 when closed / none.  A
+                                 submitter reads fd under lock while idle */
     ptask *cur;               /* written by the manager under lock */
     bool kill;                /* guarded by lock: kill_task asked */
+    bool idle;                /* guarded by lock: a submit may claim it */
+    bool gone;                /* guarded by lock: a direct send found the
+                                 socket closed; send it nothing more */
+    ptask *direct;            /* guarded by lock: claimed by a submit, not
+                                 yet taken by the manager */
     int ntasks;               /* manager only: tasks done */
-    /* manager only: the frame being received */
-    weft__frame hdr;
-    size_t hgot;
-    unsigned char *body;
-    size_t bgot;
-    /* manager only: the frame being sent (points into cur->frame or own) */
+    /* manager only: bytes received and not yet handled (whole frames are
+     * handled as soon as they are in) */
+    unsigned char *rx;
+    size_t rxlen, rxcap;
+    /* manager only: the frame being sent (points into cur->frame or the
+     * pool's INIT frame) */
     const unsigned char *tx;
     size_t txlen, txoff;
-    weft_bytes own;           /* manager only: INIT frame storage */
 } pworker;
 
 struct weft_process_pool {

@@ -2,7 +2,11 @@
  * names, write the result, repeat until QUIT or the parent goes.
  *
  * Design: a worker is a forked child of the forkserver and runs one thread,
- * so it uses plain blocking I/O (wire.c) and static state.  It runs the
+ * so it uses plain blocking I/O and static state.  It reads into a buffer
+ * whatever the socket holds (one read may bring several frames, and a
+ * small frame never costs a second read for its body) and writes each
+ * reply with one send: a task's result always leaves before the next task
+ * starts, so the parent knows which task a dead worker was running.  It runs the
  * initializer (an INIT frame, first if the pool has one), then TASK frames:
  * each carries the function as (module, offset) (registry.c) and n inputs;
  * the reply carries n (code, bytes) pairs, the bytes being the output or
@@ -66,35 +70,65 @@ static int run_one(weft_process_fn fn, const void *in, size_t len,
     return weft_bytes_put_blob(reply, fail_msg, strlen(fail_msg) + 1);
 }
 
-/* Read one frame's body into body: its type, or -EPIPE / -EPROTO. */
-static int read_frame(int fd, weft_bytes *body)
+/* The worker's receive buffer: bytes read from the socket and not yet
+ * served.  One read takes whatever has arrived, so frames that came
+ * together cost one system call. */
+typedef struct rxbuf {
+    unsigned char *data;
+    size_t len, cap, skip; /* skip: bytes of the last frame, consumed at
+                              the next call */
+} rxbuf;
+
+#define RX_MIN 65536
+
+/* The next whole frame: its type, *body and *len point into rx (valid until
+ * the next call); or -EPIPE / -EPROTO / -ENOMEM.  Blocks only when no whole
+ * frame is buffered. */
+static int read_frame(int fd, rxbuf *rx, const unsigned char **body,
+                      uint64_t *len)
 {
     weft__frame h;
-    int rc = weft__io_read_full(fd, &h, sizeof h);
-    if (rc != 0)
-        return rc;
-    if (h.magic != WEFT__FRAME_MAGIC || h.len > WEFT__FRAME_MAX)
-        return -EPROTO;
-    weft_bytes_clear(body);
-    if (h.len > body->cap) {
-        unsigned char *d = realloc(body->data, (size_t)h.len);
-        if (d == NULL)
-            return -ENOMEM;
-        body->data = d;
-        body->cap = (size_t)h.len;
+
+    if (rx->skip > 0) {
+        memmove(rx->data, rx->data + rx->skip, rx->len - rx->skip);
+        rx->len -= rx->skip;
+        rx->skip = 0;
     }
-    if (h.len > 0) {
-        rc = weft__io_read_full(fd, body->data, (size_t)h.len);
-        if (rc != 0)
-            return rc;
+    for (;;) {
+        size_t want = sizeof h;
+        ssize_t got;
+        if (rx->len >= sizeof h) {
+            memcpy(&h, rx->data, sizeof h);
+            if (h.magic != WEFT__FRAME_MAGIC || h.len > WEFT__FRAME_MAX)
+                return -EPROTO;
+            want = sizeof h + (size_t)h.len;
+            if (rx->len >= want) {
+                *body = rx->data + sizeof h;
+                *len = h.len;
+                rx->skip = want;
+                return (int)h.type;
+            }
+        }
+        if (want > rx->cap || rx->cap < RX_MIN) {
+            size_t cap = want > RX_MIN ? want : RX_MIN;
+            unsigned char *d = realloc(rx->data, cap);
+            if (d == NULL)
+                return -ENOMEM;
+            rx->data = d;
+            rx->cap = cap;
+        }
+        got = read(fd, rx->data + rx->len, rx->cap - rx->len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -EPIPE;
+        rx->len += (size_t)got;
     }
-    body->len = (size_t)h.len;
-    return (int)h.type;
 }
 
 /* One INIT or TASK frame: run it and build the reply frame. */
-static int serve(int type, const weft_bytes *body, weft_bytes *out,
-                 weft_bytes *reply)
+static int serve(int type, const unsigned char *body, size_t blen,
+                 weft_bytes *out, weft_bytes *reply)
 {
     weft_bytes_reader r;
     const char *module;
@@ -104,7 +138,7 @@ static int serve(int type, const weft_bytes *body, weft_bytes *out,
     size_t len;
     int rc;
 
-    weft_bytes_reader_init(&r, body->data, body->len);
+    weft_bytes_reader_init(&r, body, blen);
     if (weft_bytes_get_str(&r, &module, NULL) != 0 ||
         weft_bytes_get_u64(&r, &off) != 0)
         return -EPROTO;
@@ -149,14 +183,16 @@ static int serve(int type, const weft_bytes *body, weft_bytes *out,
 
 void weft__process_worker_main(int fd)
 {
-    weft_bytes body = WEFT_BYTES_INIT, out = WEFT_BYTES_INIT,
-               reply = WEFT_BYTES_INIT;
+    weft_bytes out = WEFT_BYTES_INIT, reply = WEFT_BYTES_INIT;
+    rxbuf rx = {NULL, 0, 0, 0};
 
     in_worker = true;
     for (;;) {
-        int type = read_frame(fd, &body);
+        const unsigned char *body = NULL;
+        uint64_t blen = 0;
+        int type = read_frame(fd, &rx, &body, &blen);
         if (type == WEFT__FRAME_INIT || type == WEFT__FRAME_TASK) {
-            if (serve(type, &body, &out, &reply) != 0)
+            if (serve(type, body, (size_t)blen, &out, &reply) != 0)
                 _exit(120); /* out of memory or a garbled frame */
             if (weft__io_write_full(fd, reply.data, reply.len) != 0)
                 _exit(0);

@@ -1,13 +1,16 @@
 /* stress_process.c - the process pool under load: several threads submit
  * many tasks, some of which crash their workers (SIGSEGV, exit) or are
  * killed with kill_task, while workers are also retired by
- * max_tasks_per_worker; every future must end exactly as its task
+ * max_tasks_per_worker, or while one-at-a-time submitters (the direct
+ * path to an idle worker) race workers being killed; every future must end
+ * exactly as its task
  * dictates, no submit may hang, and no process may be left.  Sized for a
  * 2-core machine and scaled by WEFT_TEST_SCALE.
  */
 #include "support.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -147,6 +150,107 @@ START_TEST(kill_and_create_pools_repeatedly)
 }
 END_TEST
 
+static int t_plain(const void *in, size_t len, weft_bytes *out)
+{
+    int64_t x;
+    if (len != sizeof x)
+        return -EINVAL;
+    memcpy(&x, in, sizeof x);
+    if (x < 0)
+        return weft_bytes_put_i64(out, (int64_t)getpid());
+    return weft_bytes_put_i64(out, x * x);
+}
+
+typedef struct one_job {
+    weft_process_pool *p;
+    long n;
+    long ok, died;
+    _Atomic int *stop; /* the killer: run until set */
+} one_job;
+
+/* Submit, wait, repeat (the direct path when a worker is idle): each task
+ * ends with its result, or with WEFT_EWORKER if its worker was killed. */
+static int one_at_a_time(void *arg)
+{
+    one_job *j = arg;
+    for (long i = 0; i < j->n; i++) {
+        weft_future *f;
+        int64_t x = i, y;
+        void *v;
+        int rc, code = 0;
+        if (weft_process_pool_submit(j->p, "plain", &x, sizeof x, 0, &f,
+                                     WEFT_FOREVER) != 0)
+            return 1;
+        rc = weft_future_result(f, &v, weft_deadline_ms(60000));
+        if (rc == 0) {
+            memcpy(&y, v, sizeof y);
+            if (y != x * x)
+                return 2;
+            j->ok++;
+        } else if (rc == WEFT_EFAILED &&
+                   weft_future_error(f, &code, NULL, WEFT_NOW) == 0 &&
+                   code == WEFT_EWORKER) {
+            j->died++;
+        } else {
+            return 3;
+        }
+        weft_future_release(f);
+    }
+    return 0;
+}
+
+/* Ask a worker its pid and kill it, until told to stop. */
+static int killer(void *arg)
+{
+    one_job *j = arg;
+    while (!atomic_load(j->stop)) {
+        weft_future *f;
+        int64_t x = -1, pid;
+        void *v;
+        if (weft_process_pool_submit(j->p, "plain", &x, sizeof x, 0, &f,
+                                     WEFT_FOREVER) != 0)
+            return 1;
+        if (weft_future_result(f, &v, weft_deadline_ms(60000)) == 0) {
+            memcpy(&pid, v, sizeof pid);
+            kill((pid_t)pid, SIGKILL);
+            j->died++; /* kills made */
+        }
+        weft_future_release(f);
+    }
+    return 0;
+}
+
+START_TEST(direct_submits_while_workers_are_killed)
+{
+    enum { T = 2 };
+    one_job jobs[T], kj;
+    _Atomic int stop = 0;
+    weft_process_pool_opts o = {0};
+    weft_process_pool *p;
+    long n = 1500 * test_scale(), ok = 0, died = 0;
+    tt *k;
+
+    ck_assert_rc(weft_process_register("plain", t_plain), 0);
+    o.max_workers = 2;
+    ck_assert_rc(weft_process_pool_create(&p, &o), 0);
+    kj = (one_job){p, 0, 0, 0, &stop};
+    for (int i = 0; i < T; i++)
+        jobs[i] = (one_job){p, n, 0, 0, &stop};
+    k = tt_start(killer, &kj);
+    ck_assert_int_eq(tt_run_n(T, one_at_a_time, jobs, sizeof jobs[0]), 0);
+    atomic_store(&stop, 1);
+    ck_assert_int_eq(tt_join(k), 0);
+    for (int i = 0; i < T; i++) {
+        ok += jobs[i].ok;
+        died += jobs[i].died;
+    }
+    ck_assert_int_eq(ok + died, T * n);
+    ck_assert_int_le(died, kj.died); /* a kill fails at most one task */
+    ck_assert(!weft_process_pool_broken(p));
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+}
+END_TEST
+
 static Suite *process_stress_suite(void)
 {
     Suite *s = suite_create("process_stress");
@@ -154,6 +258,7 @@ static Suite *process_stress_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, crashing_tasks_under_load);
     tcase_add_test(tc, kill_and_create_pools_repeatedly);
+    tcase_add_test(tc, direct_submits_while_workers_are_killed);
     suite_add_tcase(s, tc);
     return s;
 }
