@@ -149,8 +149,13 @@ static void unlock_sched(void)
 /* Append the chain first..last (n long, linked through sched_next). */
 static void global_put(weft_green *first, weft_green *last, int n)
 {
-    last->sched_next = NULL;
+    /* The link is written under the lock, like every other access to the
+     * queue's links: a worker that took this green thread off the queue
+     * earlier read it under the lock, and the lock is what orders the two
+     * for ThreadSanitizer (the chain through the run queues and the park
+     * is real but was not always seen). */
     lock_sched();
+    last->sched_next = NULL;
     if (S.gq_tail)
         S.gq_tail->sched_next = first;
     else
