@@ -16,6 +16,20 @@
  * lock, so the "start a worker only if none is idle" rule needs a second
  * lock or a racy count.
  *
+ * The inbox.  Once every worker has started and none is parked, submit
+ * pushes its task on a lock-free stack (ex->inbox) instead of taking the
+ * guard, which the submitter otherwise fights the workers for on every
+ * task; whoever takes the guard next (a worker in take, a submit, a
+ * shutdown) moves the inbox, oldest first, to the queue's tail.  Two
+ * Dekker pairs keep it from losing work: a worker about to park raises
+ * parked and then looks at the inbox, a submitter pushes and then looks at
+ * parked (it then takes the guard and hands the work over); shutdown sets
+ * closed and then drains, a submitter pushes and then looks at closed (it
+ * then takes the guard and takes its task back out, refusing it, unless a
+ * worker already took it).  Only submits that want the future use it (the
+ * caller's reference keeps the task valid while it settles), and only
+ * with an unbounded queue.
+ *
  * Shutdown sets a flag under the guard; parked workers are woken with no
  * task and exit once the queue is empty (or at once after cancelling it),
  * parked submitters get -EPIPE.  Waiting for the workers joins their
@@ -67,6 +81,15 @@ struct weft_executor {
                                    of starting another */
     _Atomic bool cancelling;    /* shutdown cancels pending work: also the
                                    tasks a worker took ahead (take) */
+    _Atomic(weft_future *) inbox; /* submitted without the guard, newest
+                                   first; moved to the queue (drain) under
+                                   the guard by whoever takes it next */
+    _Atomic int parked;         /* workers parked, or about to park, on
+                                   idle: raised under the guard, lowered
+                                   by the worker once woken */
+    _Atomic bool closed;        /* shutdown or broken (set under the
+                                   guard): the inbox is closed too */
+    _Atomic bool all_started;   /* workers == max_workers */
     _Atomic int returning;      /* workers between completing a task and
                                    taking the guard in take(): raised
                                    without the guard, lowered under it */
@@ -211,6 +234,30 @@ static weft_future *pop_locked(weft_executor *ex)
     return f;
 }
 
+/* Move the inbox to the tail of the queue, oldest first.  Guard held. */
+static void drain_locked(weft_executor *ex)
+{
+    weft_future *f = atomic_exchange_explicit(&ex->inbox, NULL,
+                                              memory_order_acquire);
+    if (f == NULL)
+        return;
+    weft_future *rev = NULL, *last = f;
+    size_t n = 0;
+    while (f != NULL) { /* newest first: reverse */
+        weft_future *next = f->qnext;
+        f->qnext = rev;
+        rev = f;
+        f = next;
+        n++;
+    }
+    if (ex->tail != NULL)
+        ex->tail->qnext = rev;
+    else
+        ex->head = rev;
+    ex->tail = last;
+    ex->pending += n;
+}
+
 /* Hand the head of the queue to a parked worker, if there is one (guard
  * held, queue not empty). */
 static void hand_next_locked(weft_executor *ex)
@@ -241,6 +288,7 @@ static weft_future *take(weft_executor *ex, bool back)
     if (back)
         atomic_fetch_sub_explicit(&ex->returning, 1, memory_order_relaxed);
     for (;;) {
+        drain_locked(ex);
         if (ex->head != NULL && !ex->broken) {
             atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
             weft_future *f = pop_locked(ex);
@@ -266,6 +314,14 @@ static weft_future *take(weft_executor *ex, bool back)
             weft__waitq_unlock(&ex->idle);
             return NULL;
         }
+        /* Dekker with submit's fast path: announce the park, then look at
+         * the inbox once more; submit pushes, then looks at parked.  One
+         * of the two sees the other (both sequentially consistent). */
+        atomic_fetch_add(&ex->parked, 1);
+        if (atomic_load(&ex->inbox) != NULL) {
+            atomic_fetch_sub(&ex->parked, 1);
+            continue;
+        }
         weft__wait_entry e;
         e.data = 0;
         /* Workers are never cancelled (nothing hands out their handles),
@@ -275,6 +331,7 @@ static weft_future *take(weft_executor *ex, bool back)
         int rc = weft__wait_on(&ex->idle, &e, true, WEFT_FOREVER,
                                "executor idle", ex);
         WEFT_ASSERT(rc == 0);
+        atomic_fetch_sub(&ex->parked, 1);
         if (e.data != 0)
             return (weft_future *)e.data;
         weft__waitq_lock(&ex->idle);
@@ -322,6 +379,8 @@ static void run(weft_executor *ex, weft_future *f, bool last)
  * on return. */
 static void fail_queue_unlock(weft_executor *ex)
 {
+    atomic_store(&ex->closed, true);
+    drain_locked(ex);
     weft_future *f = ex->head;
     ex->head = ex->tail = NULL;
     ex->pending = 0;
@@ -393,6 +452,7 @@ int weft__executor_worker(void *arg)
     weft__waitq_lock(&ex->idle);
 out:
     ex->workers--;
+    atomic_store(&ex->all_started, false);
     if (ex->workers == 0)
         weft__wake_all(&ex->exited, 0);
     weft__waitq_unlock(&ex->idle);
@@ -426,6 +486,7 @@ static int start_worker(weft_executor *ex, weft_future *f)
         return 0;
     }
     ex->workers--;
+    atomic_store(&ex->all_started, false);
     atomic_fetch_sub_explicit(&ex->busy, 1, memory_order_relaxed);
     if (ex->workers > 0) {
         weft__waitq_unlock(&ex->idle);
@@ -458,6 +519,7 @@ static int enqueue_locked(weft_executor *ex, weft_future *f,
                           int64_t deadline)
 {
     for (;;) {
+        drain_locked(ex); /* older than f */
         if (ex->broken) {
             weft__waitq_unlock(&ex->idle);
             return WEFT_EBROKEN;
@@ -503,6 +565,67 @@ static int enqueue_locked(weft_executor *ex, weft_future *f,
     return 0;
 }
 
+/* A green thread that submits a burst never parks, and the workers it
+ * wakes may be queued behind it on its own OS thread: yield now and then
+ * (the same budget as a worker's). */
+static void yield_now_and_then(void)
+{
+    static _Thread_local unsigned submits;
+    if (++submits % TASK_BUDGET == 0 &&
+        weft__self()->kind == WEFT__WAITER_GREEN)
+        weft_green_yield();
+}
+
+/* Take f back out of the queue if it is still there.  Guard held. */
+static bool unlink_locked(weft_executor *ex, weft_future *f)
+{
+    weft_future *prev = NULL;
+    for (weft_future *t = ex->head; t != NULL; prev = t, t = t->qnext) {
+        if (t != f)
+            continue;
+        if (prev != NULL)
+            prev->qnext = f->qnext;
+        else
+            ex->head = f->qnext;
+        if (ex->tail == f)
+            ex->tail = prev;
+        f->qnext = NULL;
+        ex->pending--;
+        return true;
+    }
+    return false;
+}
+
+/* The fast path of submit, while every worker is started and none is
+ * parked: push f on the inbox without the guard; the workers drain it
+ * into the queue.  If a worker parked meanwhile (the Dekker pair with
+ * take), or the executor closed, take the guard and settle: hand the work
+ * to the parked worker, or refuse f if it is still queued after a
+ * shutdown (a worker that already took it runs it; a shutdown that
+ * cancelled or failed it has said so in its future).  The caller holds a
+ * reference to f, so f stays valid throughout.  0 or a refusal code. */
+static int submit_fast(weft_executor *ex, weft_future *f)
+{
+    weft_future *old = atomic_load_explicit(&ex->inbox,
+                                            memory_order_relaxed);
+    do {
+        f->qnext = old;
+    } while (!atomic_compare_exchange_weak(&ex->inbox, &old, f));
+    if (atomic_load(&ex->parked) == 0 && !atomic_load(&ex->closed))
+        return 0;
+    int rc = 0;
+    weft__waitq_lock(&ex->idle);
+    drain_locked(ex);
+    if (ex->shutdown || ex->broken) {
+        if (unlink_locked(ex, f))
+            rc = ex->broken ? WEFT_EBROKEN : -EPIPE;
+    } else if (ex->head != NULL) {
+        hand_next_locked(ex);
+    }
+    weft__waitq_unlock(&ex->idle);
+    return rc;
+}
+
 int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
                          weft_future **out, int64_t deadline)
 {
@@ -519,6 +642,19 @@ int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
      * which may run it and drop the executor's at once. */
     if (out != NULL)
         atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
+    if (out != NULL && ex->capacity == 0 &&
+        atomic_load_explicit(&ex->all_started, memory_order_relaxed) &&
+        atomic_load_explicit(&ex->parked, memory_order_relaxed) == 0 &&
+        !atomic_load_explicit(&ex->closed, memory_order_relaxed)) {
+        int frc = submit_fast(ex, f);
+        if (frc < 0) {
+            free(f);
+            return frc;
+        }
+        *out = f;
+        yield_now_and_then();
+        return 0;
+    }
     weft__waitq_lock(&ex->idle);
     int rc = enqueue_locked(ex, f, deadline);
     if (rc < 0) {
@@ -534,19 +670,14 @@ int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
          * f over, and none is about to look: it would have lowered busy)
          * and there is room for one more. */
         ex->workers++;
+        atomic_store(&ex->all_started, ex->workers == ex->max_workers);
         atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
         start = true;
     }
     weft__waitq_unlock(&ex->idle);
     if (out != NULL)
         *out = f;
-    /* A green thread that submits a burst never parks, and the workers it
-     * wakes may be queued behind it on its own OS thread: yield now and
-     * then (the same budget as a worker's). */
-    static _Thread_local unsigned submits;
-    if (++submits % TASK_BUDGET == 0 &&
-        weft__self()->kind == WEFT__WAITER_GREEN)
-        weft_green_yield();
+    yield_now_and_then();
     if (start) {
         int src = start_worker(ex, f);
         if (src != 0) {
@@ -641,6 +772,10 @@ int weft_executor_shutdown(weft_executor *ex, unsigned flags,
     weft_future *cancelled = NULL;
     weft__waitq_lock(&ex->idle);
     ex->shutdown = true;
+    /* Closed first, then drained: a submit whose push comes after the
+     * drain sees closed (both sequentially consistent) and settles. */
+    atomic_store(&ex->closed, true);
+    drain_locked(ex);
     if (flags & WEFT_SHUTDOWN_CANCEL_PENDING) {
         atomic_store_explicit(&ex->cancelling, true, memory_order_relaxed);
         cancelled = ex->head;
@@ -696,6 +831,7 @@ int weft_executor_workers(weft_executor *ex)
 size_t weft_executor_pending(weft_executor *ex)
 {
     weft__waitq_lock(&ex->idle);
+    drain_locked(ex);
     size_t n = ex->pending;
     weft__waitq_unlock(&ex->idle);
     return n;

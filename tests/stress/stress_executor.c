@@ -18,6 +18,7 @@ struct shared {
     _Atomic int *runs;            /* per task: how many times it ran */
     _Atomic long refused, cancelled, ran;
     long per_sub;
+    bool cancel;              /* the shutdown cancels pending work */
 };
 
 struct sub {
@@ -82,14 +83,14 @@ static int submitter(void *arg)
 static int shutter(void *arg)
 {
     struct shared *s = arg;
+    unsigned flags = s->cancel ? WEFT_SHUTDOWN_CANCEL_PENDING : 0;
     /* Shut down once some work has been accepted, while submitters run. */
     while (atomic_load(&s->ran) + atomic_load(&s->cancelled) < 500)
         weft_sleep_until(weft_deadline_in(WEFT_NSEC_PER_MSEC / 10));
-    return weft_executor_shutdown(s->ex, WEFT_SHUTDOWN_CANCEL_PENDING,
-                                  WEFT_FOREVER);
+    return weft_executor_shutdown(s->ex, flags, WEFT_FOREVER);
 }
 
-static void run_race(int green, bool shut)
+static void run_race(int green, bool shut, int workers, bool cancel)
 {
     if (green)
         ck_assert_rc(weft_runtime_start(2), 0);
@@ -98,7 +99,8 @@ static void run_race(int green, bool shut)
     s.per_sub = PER_SUB * test_scale();
     long total = NSUB * s.per_sub;
     s.runs = calloc((size_t)total, sizeof *s.runs);
-    weft_executor_opts o = {.max_workers = 3};
+    s.cancel = cancel;
+    weft_executor_opts o = {.max_workers = workers};
     ck_assert_rc(green ? weft_green_executor_create(&s.ex, &o)
                        : weft_thread_pool_create(&s.ex, &o), 0);
     struct sub subs[NSUB];
@@ -130,13 +132,21 @@ static void run_race(int green, bool shut)
 
 START_TEST(submit_and_cancel_race)
 {
-    run_race(_i, false);
+    run_race(_i, false, 3, false);
 }
 END_TEST
 
 START_TEST(shutdown_races_submit)
 {
-    run_race(_i, true);
+    run_race(_i, true, 3, true);
+}
+END_TEST
+
+/* One worker: every worker is started after the first submit, so the
+ * submitters take the lock-free inbox, racing the shutdown's close. */
+START_TEST(shutdown_races_the_inbox)
+{
+    run_race(_i % 2, true, 1, _i >= 2);
 }
 END_TEST
 
@@ -197,6 +207,7 @@ static Suite *executor_stress_suite(void)
     tcase_set_timeout(c, 120);
     tcase_add_loop_test(c, submit_and_cancel_race, 0, 2);
     tcase_add_loop_test(c, shutdown_races_submit, 0, 2);
+    tcase_add_loop_test(c, shutdown_races_the_inbox, 0, 4);
     tcase_add_test(c, as_completed_and_wait_race_completion);
     suite_add_tcase(s, c);
     return s;
