@@ -461,6 +461,26 @@ out:
 
 /* ---- submit ------------------------------------------------------------- */
 
+/* Take f back out of the queue if it is still there.  Guard held. */
+static bool unlink_locked(weft_executor *ex, weft_future *f)
+{
+    weft_future *prev = NULL;
+    for (weft_future *t = ex->head; t != NULL; prev = t, t = t->qnext) {
+        if (t != f)
+            continue;
+        if (prev != NULL)
+            prev->qnext = f->qnext;
+        else
+            ex->head = f->qnext;
+        if (ex->tail == f)
+            ex->tail = prev;
+        f->qnext = NULL;
+        ex->pending--;
+        return true;
+    }
+    return false;
+}
+
 /* Start a worker for the slot the caller reserved (workers and busy
  * already counted).  On failure, undo the count and, if no worker is left
  * to run them, take back f (it is still queued: nobody else pops while
@@ -495,26 +515,17 @@ static int start_worker(weft_executor *ex, weft_future *f)
         return 0;
     }
     /* No worker at all: unlink f, which must still be queued. */
-    for (weft_future **p = &ex->head; *p != NULL; p = &(*p)->qnext) {
-        if (*p == f) {
-            *p = f->qnext;
-            if (ex->tail == f) {
-                ex->tail = NULL;
-                for (weft_future *t = ex->head; t != NULL; t = t->qnext)
-                    ex->tail = t;
-            }
-            ex->pending--;
-            break;
-        }
-    }
+    unlink_locked(ex, f);
     if (ex->workers == 0)
         weft__wake_all(&ex->exited, 0);
     weft__waitq_unlock(&ex->idle);
     return rc;
 }
 
-/* Queue f (guard held), parking while a bounded queue is full.  Returns
- * with the guard held on 0; dropped otherwise. */
+/* Queue f (guard held), parking while a bounded queue is full, and hand
+ * the queue's head to a parked worker if one may.  Returns with the guard
+ * held on success: 0 if work is left waiting in the queue, 1 if not (a
+ * worker has it); with the guard dropped on failure (a negative code). */
 static int enqueue_locked(weft_executor *ex, weft_future *f,
                           int64_t deadline)
 {
@@ -528,23 +539,10 @@ static int enqueue_locked(weft_executor *ex, weft_future *f,
             weft__waitq_unlock(&ex->idle);
             return -EPIPE;
         }
-        /* A parked worker takes the task directly, unless a worker is on
-         * its way back from a task: it will find this one in the queue
-         * within a few instructions, while a parked worker may be asleep
-         * in the kernel (a futex wake-up costs tens of microseconds; Go's
-         * scheduler likewise wakes no one while a spinning M exists). */
-        weft__wait_entry *e;
-        while (atomic_load_explicit(&ex->returning, memory_order_relaxed) ==
-                   0 &&
-               (e = weft__waitq_pop(&ex->idle)) != NULL) {
-            e->data = (uintptr_t)f;
-            if (weft__wake(e, 0)) {
-                atomic_fetch_add_explicit(&ex->busy, 1,
-                                          memory_order_relaxed);
-                return 1;
-            }
-        }
-        if (ex->capacity == 0 || ex->pending < ex->capacity)
+        /* Room, or a parked worker (then the queue is empty in effect:
+         * workers park only when they find it so). */
+        if (ex->capacity == 0 || ex->pending < ex->capacity ||
+            !weft__waitq_empty(&ex->idle))
             break;
         weft__wait_entry me;
         int rc = weft__wait_on_under(&ex->idle, &ex->room, &me, false,
@@ -562,7 +560,14 @@ static int enqueue_locked(weft_executor *ex, weft_future *f,
         ex->head = f;
     ex->tail = f;
     ex->pending++;
-    return 0;
+    /* A parked worker takes the head directly, unless a worker is on its
+     * way back from a task: it will find the queue's work within a few
+     * instructions, while a parked worker may be asleep in the kernel (a
+     * futex wake-up costs tens of microseconds; Go's scheduler likewise
+     * wakes no one while a spinning M exists). */
+    if (atomic_load_explicit(&ex->returning, memory_order_relaxed) == 0)
+        hand_next_locked(ex);
+    return ex->head == NULL ? 1 : 0;
 }
 
 /* A green thread that submits a burst never parks, and the workers it
@@ -574,26 +579,6 @@ static void yield_now_and_then(void)
     if (++submits % TASK_BUDGET == 0 &&
         weft__self()->kind == WEFT__WAITER_GREEN)
         weft_green_yield();
-}
-
-/* Take f back out of the queue if it is still there.  Guard held. */
-static bool unlink_locked(weft_executor *ex, weft_future *f)
-{
-    weft_future *prev = NULL;
-    for (weft_future *t = ex->head; t != NULL; prev = t, t = t->qnext) {
-        if (t != f)
-            continue;
-        if (prev != NULL)
-            prev->qnext = f->qnext;
-        else
-            ex->head = f->qnext;
-        if (ex->tail == f)
-            ex->tail = prev;
-        f->qnext = NULL;
-        ex->pending--;
-        return true;
-    }
-    return false;
 }
 
 /* The fast path of submit, while every worker is started and none is
@@ -666,9 +651,9 @@ int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
         atomic_load_explicit(&ex->busy, memory_order_relaxed) >=
             ex->workers &&
         ex->workers < ex->max_workers) {
-        /* Every worker is busy (none is parked: enqueue would have handed
-         * f over, and none is about to look: it would have lowered busy)
-         * and there is room for one more. */
+        /* Work waits, every worker is busy (none is parked: enqueue would
+         * have handed the work over, and none is about to look: it would
+         * have lowered busy) and there is room for one more. */
         ex->workers++;
         atomic_store(&ex->all_started, ex->workers == ex->max_workers);
         atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);

@@ -176,8 +176,9 @@ static void run_callbacks(weft_future *f, weft__future_cb *c)
     }
 }
 
-/* Complete f with state, after fill(f) wrote the outcome under the guard.
- * The caller holds a reference, so the callbacks may release others. */
+/* Complete f with state and the outcome given, unless it is done already
+ * (-EINVAL; nothing is taken over).  The caller holds a reference, so the
+ * callbacks may release others. */
 static int complete(weft_future *f, uint32_t state, void *value,
                     size_t size, void (*free_fn)(void *), int code,
                     char *message)
