@@ -14,40 +14,12 @@ WEFT_BENCH_SCALE scales the work as it does for the C benchmarks.
 
 Run: python3 bench/anchors/anchors.py
 """
-import os
 import queue
-import statistics
 import sys
 import threading
 import time
 
-
-def scale():
-    try:
-        v = float(os.environ.get("WEFT_BENCH_SCALE", "1"))
-    except ValueError:
-        v = 1.0
-    return v if v > 0 else 1.0
-
-
-def reps():
-    try:
-        v = int(os.environ.get("WEFT_BENCH_REPS", "3"))
-    except ValueError:
-        v = 3
-    return max(1, min(v, 5))
-
-
-def scaled(n, low):
-    return max(low, int(n * scale()))
-
-
-def report(key, values, unit, better):
-    med = statistics.median(values)
-    print(f"#   python     median {med:10.4g} {unit:<8} "
-          f"(min {min(values):.4g}, max {max(values):.4g}, {len(values)} runs)")
-    print(f"result {key} python {med:.6g} {unit} {better}")
-    return med
+from benchenv import report, reps, scale, scaled
 
 
 def result(key, value, unit, better):

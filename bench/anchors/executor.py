@@ -26,37 +26,15 @@ it does for the C benchmarks.
 Run: python3 bench/anchors/executor.py
 """
 import concurrent.futures
-import os
-import statistics
 import sys
 import time
 
-
-def scale():
-    try:
-        v = float(os.environ.get("WEFT_BENCH_SCALE", "1"))
-    except ValueError:
-        v = 1.0
-    return v if v > 0 else 1.0
-
-
-def reps():
-    try:
-        v = int(os.environ.get("WEFT_BENCH_REPS", "3"))
-    except ValueError:
-        v = 3
-    return max(1, min(v, 5))
-
-
-def scaled(n, low):
-    return max(low, int(n * scale()))
+import benchenv
+from benchenv import reps, scaled
 
 
 def report(key, values):
-    med = statistics.median(values)
-    print(f"#   python     median {med:10.4g} tasks/s  "
-          f"(min {min(values):.4g}, max {max(values):.4g}, {len(values)} runs)")
-    print(f"result {key} python {med:.6g} tasks/s higher")
+    benchenv.report(key, values, "tasks/s", "higher")
 
 
 def task(x):

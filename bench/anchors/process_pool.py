@@ -13,35 +13,18 @@ Run: python3 bench/anchors/process_pool.py
 """
 import concurrent.futures
 import os
-import statistics
 import time
+
+import benchenv
+from benchenv import reps, scaled
+
+
+def report(key, values):
+    benchenv.report(key, values, "tasks/s", "higher")
 
 
 def echo(b):
     return b
-
-
-def scale():
-    try:
-        v = float(os.environ.get("WEFT_BENCH_SCALE", "1"))
-    except ValueError:
-        v = 1.0
-    return v if v > 0 else 1.0
-
-
-def reps():
-    try:
-        v = int(os.environ.get("WEFT_BENCH_REPS", "3"))
-    except ValueError:
-        v = 3
-    return max(1, min(v, 5))
-
-
-def report(key, values):
-    med = statistics.median(values)
-    print(f"#   python     median {med:10.4g} tasks/s  "
-          f"(min {min(values):.4g}, max {max(values):.4g}, {len(values)} runs)")
-    print(f"result {key} python {med:.6g} tasks/s higher")
 
 
 def one_at_a_time(pool, n):
@@ -61,8 +44,8 @@ def batch(pool, n):
 
 def main():
     workers = os.cpu_count() or 1
-    n_one = max(100, int(2000 * scale()))
-    n_batch = max(500, int(10000 * scale()))
+    n_one = scaled(2000, 100)
+    n_batch = scaled(10000, 500)
     print(f"# ProcessPoolExecutor, {workers} workers: echo 8 bytes; "
           f"{n_one} one at a time, {n_batch} in a batch")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
