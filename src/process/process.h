@@ -85,10 +85,9 @@ void weft__frame_end(weft_bytes *b);
 int weft__frame_task(weft_bytes *b, const weft__proc_entry *entry,
                      uint64_t n);
 
-/* Blocking whole reads and writes on a socket, retried on EINTR and short
- * transfers (the worker's and the forkserver's side).  0; -EPIPE at EOF
- * (read: before the first byte or in the middle); another -errno. */
-int weft__io_read_full(int fd, void *p, size_t n);
+/* A blocking whole write on a socket, retried on EINTR and short
+ * transfers (the worker's and the forkserver's side; each reads through
+ * its own buffer).  0 or -errno (-EPIPE: the peer is gone). */
 int weft__io_write_full(int fd, const void *p, size_t n);
 
 /* Parent <-> forkserver packets. */

@@ -1,6 +1,6 @@
 /* wire.c - the byte-level plumbing of the process pool: frames between the
  * parent and a worker, packets (with fds) between the parent and the
- * forkserver, and whole blocking reads and writes.
+ * forkserver, and whole blocking writes.
  *
  * Design: a frame is a fixed header (type, magic, body length) and a body
  * written with weft_bytes, built in one buffer so the parent sends it with
@@ -45,23 +45,6 @@ int weft__frame_task(weft_bytes *b, const weft__proc_entry *entry,
     if (rc == 0)
         rc = weft_bytes_put_u64(b, n);
     return rc;
-}
-
-int weft__io_read_full(int fd, void *p, size_t n)
-{
-    unsigned char *c = p;
-    while (n > 0) {
-        ssize_t got = read(fd, c, n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return errno == ECONNRESET ? -EPIPE : -errno;
-        if (got == 0)
-            return -EPIPE;
-        c += got;
-        n -= (size_t)got;
-    }
-    return 0;
 }
 
 int weft__io_write_full(int fd, const void *p, size_t n)
