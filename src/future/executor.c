@@ -727,8 +727,12 @@ static int join_workers(weft_executor *ex, int64_t deadline)
              * shutdown); wait until no worker is left at all. */
             while (ex->workers > 0) {
                 weft__wait_entry e;
-                int rc = weft__wait_on(&ex->exited, &e, false, deadline,
-                                       "executor shutdown", ex);
+                /* exited is kept under idle's guard (the exiting worker
+                 * wakes it holding that guard), so that is the guard the
+                 * wait drops. */
+                int rc = weft__wait_on_under(&ex->idle, &ex->exited, &e,
+                                             false, deadline,
+                                             "executor shutdown", ex);
                 if (rc != 0) {
                     weft__waitq_unlock(&ex->idle);
                     return rc;

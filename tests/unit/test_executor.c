@@ -2,7 +2,7 @@
  * failures (with weft_task_fail's message), lazy start and reuse of idle
  * workers, the bound on workers, names, initializers (a failing one breaks
  * the executor), bounded queues, shutdown (waiting, cancelling pending,
- * submit after, from a worker), the exit policy (a non-daemon pool lets
+ * submit after, from a worker, two at once), the exit policy (a non-daemon pool lets
  * its queued work finish at exit; a daemon pool does not hold the exit),
  * map (order, laziness, failures, early end), and 100,000 futures. */
 #include "support.h"
@@ -360,6 +360,63 @@ START_TEST(shutdown_nowait_returns_at_once)
 }
 END_TEST
 
+/* Whether the dump shows a wait whose description contains what. */
+static bool dump_shows(const char *what)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_rc(weft_dump(f), 0);
+    fclose(f);
+    bool seen = strstr(buf, what) != NULL;
+    free(buf);
+    return seen;
+}
+
+static void wait_dump_shows(const char *what)
+{
+    int64_t until = weft_deadline_in(MS(20000));
+    while (!dump_shows(what)) {
+        ck_assert_msg(weft_now() < until, "no wait '%s' seen", what);
+        weft_sleep_until(weft_deadline_in(MS(1)));
+    }
+}
+
+static int shutdown_forever(void *arg)
+{
+    weft_thread_current(); /* adopted, so that the dump lists its wait */
+    return weft_executor_shutdown(arg, 0, WEFT_FOREVER);
+}
+
+/* Two shutdowns at once: the first joins the worker; the second finds no
+ * worker left to join and waits for the last one to exit.  That wait must
+ * not hold the executor's guard, which the exiting worker needs (it once
+ * did: a deadlock that the shutdown stress test hit under TSan). */
+START_TEST(second_shutdown_waits_without_the_guard)
+{
+    start_kind(_i);
+    weft_executor *ex;
+    weft_executor_opts o = {.max_workers = 1};
+    ck_assert_rc(kind(_i)(&ex, &o), 0);
+    struct gate g = {WEFT_EVENT_INIT, 0, 0, 0};
+    weft_future *f;
+    ck_assert_rc(weft_executor_submit(ex, gated, &g, &f, WEFT_FOREVER), 0);
+    wait_started(&g, 1);
+    tt *a = tt_start(shutdown_forever, ex);
+    wait_dump_shows("join of");
+    tt *b = tt_start(shutdown_forever, ex);
+    wait_dump_shows("executor shutdown");
+    weft_event_set(&g.open);
+    ck_assert_rc(tt_join(a), 0);
+    ck_assert_rc(tt_join(b), 0);
+    ck_assert_rc(weft_future_result(f, NULL, WEFT_FOREVER), 0);
+    weft_future_release(f);
+    ck_assert_rc(weft_executor_destroy(ex), 0);
+    end_kind(_i);
+}
+END_TEST
+
 static int shutdown_self(void *arg, void **result)
 {
     weft_executor *ex = arg;
@@ -662,6 +719,7 @@ static Suite *executor_suite(void)
     tcase_add_loop_test(c, shutdown_waits_or_cancels_pending, 0, 2);
     tcase_add_loop_test(c, shutdown_nowait_returns_at_once, 0, 2);
     tcase_add_loop_test(c, shutdown_from_a_worker_is_edeadlk, 0, 2);
+    tcase_add_loop_test(c, second_shutdown_waits_without_the_guard, 0, 2);
     tcase_add_loop_test(c, unobserved_failure_is_logged, 0, 2);
     tcase_add_test(c, exit_runs_queued_work_of_a_non_daemon_pool);
     tcase_add_test(c, daemon_pool_does_not_hold_the_exit);
