@@ -16,19 +16,33 @@
  * lock, so the "start a worker only if none is idle" rule needs a second
  * lock or a racy count.
  *
- * The inbox.  Once every worker has started and none is parked, submit
- * pushes its task on a lock-free stack (ex->inbox) instead of taking the
- * guard, which the submitter otherwise fights the workers for on every
- * task; whoever takes the guard next (a worker in take, a submit, a
- * shutdown) moves the inbox, oldest first, to the queue's tail.  Two
- * Dekker pairs keep it from losing work: a worker about to park raises
- * parked and then looks at the inbox, a submitter pushes and then looks at
- * parked (it then takes the guard and hands the work over); shutdown sets
- * closed and then drains, a submitter pushes and then looks at closed (it
- * then takes the guard and takes its task back out, refusing it, unless a
- * worker already took it).  Only submits that want the future use it (the
- * caller's reference keeps the task valid while it settles), and only
- * with an unbounded queue.
+ * The spinner and the inbox.  A thread-pool worker that finds no work
+ * does not park at once: if no other worker is doing so, it becomes the
+ * executor's spinning worker (ex->spinning) and polls, without the guard,
+ * for up to the hand-off spin budget (about 50 us), as Go's scheduler
+ * keeps one M spinning.  Only one spins: on two cores a second spinner
+ * would take the submitter's core.  While a worker spins, or once every
+ * worker has started and none is parked, submit pushes its task on a
+ * lock-free stack (ex->inbox) instead of taking the guard, which the
+ * submitter otherwise fights the workers for on every task; whoever takes
+ * the guard next (the spinner, a worker in take, a submit, a shutdown)
+ * moves the inbox, oldest first, to the queue's tail.  So tasks that come
+ * one after another reach the spinner with no lock, hand-over or futex
+ * wake-up, and a burst is taken in batches.  (Before the spinner, each
+ * task of a burst was handed to a worker parked in a hand-off spin, one
+ * guard round trip and one wake per task: a batch of 100,000 ran at
+ * 0.7x Go's worker pool; see docs/BENCHMARKS.md.)  Three Dekker pairs
+ * keep the inbox from losing work: a worker about to park raises parked
+ * and then looks at the inbox, a submitter pushes and then looks at
+ * parked; the spinner lowers spinning and then takes the guard and
+ * drains, a submitter pushes and then looks at spinning; shutdown sets
+ * closed and then drains, a submitter pushes and then looks at closed.  A
+ * submitter that sees its push might be missed takes the guard and
+ * settles: it hands the work to a parked worker, starts one, or (closed)
+ * takes its task back out and refuses it, unless a worker already took
+ * it.  Only submits that want the future use the inbox (the caller's
+ * reference keeps the task valid while it settles), and only with an
+ * unbounded queue.
  *
  * Shutdown sets a flag under the guard; parked workers are woken with no
  * task and exit once the queue is empty (or at once after cancelling it),
@@ -62,45 +76,15 @@
 #include "weft/green.h"
 #include "weft/log.h"
 
-struct weft_executor {
-    const struct weft__executor_kind *kind;
-    weft__waitq idle;           /* parked idle workers; its guard guards
-                                   everything down to handles */
-    weft__waitq room;           /* submitters parked on a full queue */
-    weft__waitq exited;         /* shutdown waiting for workers to exit */
-    weft_future *head, *tail;   /* queued tasks, FIFO */
-    size_t pending;             /* tasks in the queue */
-    int workers;                /* started and not yet exited */
-    _Atomic int busy;           /* workers starting or running a task:
-                                   raised under the guard (a task handed
-                                   over or popped, a worker reserved),
-                                   lowered without it by the worker just
-                                   before it completes its task, so that a
-                                   submit that the completion lets through
-                                   queues its task for this worker instead
-                                   of starting another */
-    _Atomic bool cancelling;    /* shutdown cancels pending work: also the
-                                   tasks a worker took ahead (take) */
-    _Atomic(weft_future *) inbox; /* submitted without the guard, newest
-                                   first; moved to the queue (drain) under
-                                   the guard by whoever takes it next */
-    _Atomic int parked;         /* workers parked, or about to park, on
-                                   idle: raised under the guard, lowered
-                                   by the worker once woken */
-    _Atomic bool closed;        /* shutdown or broken (set under the
-                                   guard): the inbox is closed too */
-    _Atomic bool all_started;   /* workers == max_workers */
-    _Atomic int returning;      /* workers between completing a task and
-                                   taking the guard in take(): raised
-                                   without the guard, lowered under it */
-    bool shutdown;
-    bool broken;
-    int broken_code;            /* the initializer's code */
-    void **handles;             /* [max_workers]: workers not yet joined */
-    int nstarted;               /* names: <prefix>_<nstarted> */
-    weft_executor *next_live;   /* the exit policy's list (live_guard) */
+/* The fields fall in four groups, each on its own cache lines, so that
+ * the submitter's per-task accesses (the flags it reads, the inbox it
+ * pushes on) do not share a line with the workers' per-task writes (busy,
+ * returning) or with the guard. */
+#define LINE 64
 
+struct weft_executor {
     /* Constant after create. */
+    const struct weft__executor_kind *kind;
     int max_workers;
     size_t capacity;            /* 0: unbounded */
     char *prefix;
@@ -108,6 +92,57 @@ struct weft_executor {
     void *initarg;
     bool daemon;
     size_t stack_size;
+
+    /* The guard and what it guards. */
+    weft__waitq idle;           /* parked idle workers; its guard guards
+                                   everything down to next_live */
+    weft__waitq room;           /* submitters parked on a full queue */
+    weft__waitq exited;         /* shutdown waiting for workers to exit */
+    weft_future *head, *tail;   /* queued tasks, FIFO */
+    _Atomic size_t pending;     /* tasks in the queue: written under the
+                                   guard (pend_add), read by the spinner
+                                   without it */
+    int workers;                /* started and not yet exited */
+    bool shutdown;
+    bool broken;
+    int broken_code;            /* the initializer's code */
+    void **handles;             /* [max_workers]: workers not yet joined */
+    int nstarted;               /* names: <prefix>_<nstarted> */
+    weft_executor *next_live;   /* the exit policy's list (live_guard) */
+
+    /* Read by every submit; written rarely. */
+    _Alignas(LINE) _Atomic bool closed; /* shutdown or broken (set under
+                                   the guard): the inbox is closed too */
+    _Atomic bool all_started;   /* workers == max_workers */
+    _Atomic int spinning;       /* 1 while a worker polls for work instead
+                                   of parking (take_spin): raised under the
+                                   guard, lowered by the spinner without
+                                   it */
+    _Atomic int parked;         /* workers parked, or about to park, on
+                                   idle: raised under the guard, lowered
+                                   by the worker once woken */
+    _Atomic bool cancelling;    /* shutdown cancels pending work: also the
+                                   tasks a worker took ahead (take) */
+
+    /* Pushed on by submits, taken by workers. */
+    _Alignas(LINE) _Atomic(weft_future *) inbox; /* submitted without the
+                                   guard, newest first; moved to the queue
+                                   (drain) under the guard by whoever takes
+                                   it next */
+
+    /* Written by workers around every task. */
+    _Alignas(LINE) _Atomic int busy; /* workers starting or running a task:
+                                   raised under the guard (a task handed
+                                   over or popped, a worker reserved),
+                                   lowered without it by the worker just
+                                   before it completes its task, so that a
+                                   submit that the completion lets through
+                                   queues its task for this worker instead
+                                   of starting another */
+    _Atomic int returning;      /* workers between completing a task and
+                                   taking the guard in take(): raised
+                                   without the guard, lowered under it */
+    char pad[LINE - 2 * sizeof(int)];
 };
 
 /* Tasks a green worker runs in a row before it yields. */
@@ -177,9 +212,10 @@ int weft__executor_create(weft_executor **out,
         opts = &none;
     if (out == NULL || opts->max_workers < 0)
         return -EINVAL;
-    weft_executor *ex = calloc(1, sizeof *ex);
+    weft_executor *ex = aligned_alloc(LINE, sizeof *ex);
     if (ex == NULL)
         return -ENOMEM;
+    memset(ex, 0, sizeof *ex);
     ex->kind = kind;
     ex->idle = (weft__waitq)WEFT__WAITQ_INIT;
     ex->room = (weft__waitq)WEFT__WAITQ_INIT;
@@ -220,6 +256,14 @@ size_t weft__executor_stack_size(const weft_executor *ex)
 
 /* ---- the worker --------------------------------------------------------- */
 
+/* Change the queue's length.  Guard held (the only writers), so a load and
+ * a store suffice; the spinner reads it without the guard. */
+static void pend_add(weft_executor *ex, long d)
+{
+    size_t n = atomic_load_explicit(&ex->pending, memory_order_relaxed);
+    atomic_store_explicit(&ex->pending, n + (size_t)d, memory_order_relaxed);
+}
+
 /* Pop the head of the queue.  Guard held; the queue is not empty. */
 static weft_future *pop_locked(weft_executor *ex)
 {
@@ -228,7 +272,7 @@ static weft_future *pop_locked(weft_executor *ex)
     if (ex->head == NULL)
         ex->tail = NULL;
     f->qnext = NULL;
-    ex->pending--;
+    pend_add(ex, -1);
     if (ex->capacity != 0)
         weft__wake_one(&ex->room, 0);
     return f;
@@ -255,7 +299,7 @@ static void drain_locked(weft_executor *ex)
     else
         ex->head = rev;
     ex->tail = last;
-    ex->pending += n;
+    pend_add(ex, (long)n);
 }
 
 /* Hand the head of the queue to a parked worker, if there is one (guard
@@ -275,8 +319,31 @@ static void hand_next_locked(weft_executor *ex)
         ex->head = t;
         if (ex->tail == NULL)
             ex->tail = t;
-        ex->pending++;
+        pend_add(ex, 1);
     }
+}
+
+/* Poll for work without the guard, as the executor's spinning worker
+ * (spinning raised by the caller), until work or a shutdown shows or the
+ * hand-off budget runs out; then lower spinning.  The caller takes the
+ * guard and looks at the queue and the inbox next: a submitter that pushed
+ * and then saw spinning still raised (both sequentially consistent) relies
+ * on that look. */
+static void take_spin(weft_executor *ex)
+{
+    for (unsigned i = 0; i < weft__handoff_spin_iters; i++) {
+        if (atomic_load_explicit(&ex->inbox, memory_order_relaxed) != NULL ||
+            atomic_load_explicit(&ex->pending, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&ex->closed, memory_order_relaxed))
+            break;
+        /* Past the ordinary budget, give the core away now and then: the
+         * submitter may be waiting for it (os_block does the same). */
+        if (i >= weft__park_spin_iters && (i & 31) == 0)
+            sched_yield();
+        else
+            weft__cpu_relax();
+    }
+    atomic_store(&ex->spinning, 0);
 }
 
 /* The next task for a worker, parking while there is none; NULL when the
@@ -284,6 +351,7 @@ static void hand_next_locked(weft_executor *ex)
  * comes back from a task and counted itself in ex->returning. */
 static weft_future *take(weft_executor *ex, bool back)
 {
+    bool spun = false;
     weft__waitq_lock(&ex->idle);
     if (back)
         atomic_fetch_sub_explicit(&ex->returning, 1, memory_order_relaxed);
@@ -313,6 +381,22 @@ static weft_future *take(weft_executor *ex, bool back)
         if (ex->shutdown || ex->broken) {
             weft__waitq_unlock(&ex->idle);
             return NULL;
+        }
+        /* No work.  One worker of a thread pool polls for it a while
+         * before parking (Go's spinning M): tasks that come one after
+         * another then reach it through the inbox, without the guard, a
+         * hand-over or a futex wake-up, and a burst is taken in batches.
+         * The others park at once: a second spinner would only take a core
+         * from the submitter.  Green workers never spin (they would hold
+         * their OS thread). */
+        if (!spun && ex->kind->os_threads &&
+            atomic_load_explicit(&ex->spinning, memory_order_relaxed) == 0) {
+            atomic_store_explicit(&ex->spinning, 1, memory_order_relaxed);
+            weft__waitq_unlock(&ex->idle);
+            spun = true;
+            take_spin(ex);
+            weft__waitq_lock(&ex->idle);
+            continue;
         }
         /* Dekker with submit's fast path: announce the park, then look at
          * the inbox once more; submit pushes, then looks at parked.  One
@@ -383,7 +467,7 @@ static void fail_queue_unlock(weft_executor *ex)
     drain_locked(ex);
     weft_future *f = ex->head;
     ex->head = ex->tail = NULL;
-    ex->pending = 0;
+    atomic_store_explicit(&ex->pending, 0, memory_order_relaxed);
     weft__wake_all(&ex->room, WEFT_EBROKEN);
     weft__wake_all(&ex->idle, 0);
     int code = ex->broken_code;
@@ -404,10 +488,6 @@ static void fail_queue_unlock(weft_executor *ex)
 int weft__executor_worker(void *arg)
 {
     weft_executor *ex = arg;
-    /* An idle worker is usually handed its next task within microseconds
-     * when tasks come one after another: spin longer before sleeping
-     * (platform.h, "hand-off"; only OS threads spin). */
-    weft__self()->spin = weft__handoff_spin_iters;
     if (ex->initializer != NULL) {
         int rc = ex->initializer(ex->initarg);
         if (rc != 0) {
@@ -475,7 +555,7 @@ static bool unlink_locked(weft_executor *ex, weft_future *f)
         if (ex->tail == f)
             ex->tail = prev;
         f->qnext = NULL;
-        ex->pending--;
+        pend_add(ex, -1);
         return true;
     }
     return false;
@@ -522,6 +602,21 @@ static int start_worker(weft_executor *ex, weft_future *f)
     return rc;
 }
 
+/* Hand the queue's head to a parked worker (guard held), unless a worker
+ * is on its way back from a task or spinning: it will find the queue's
+ * work within a few instructions, while a parked worker may be asleep in
+ * the kernel (a futex wake-up costs tens of microseconds; Go's scheduler
+ * likewise wakes no one while a spinning M exists).  The spinner lowers
+ * spinning before it takes the guard, so if it did so before our critical
+ * section we see it lowered, and otherwise it sees the queue. */
+static void hand_unless_coming_locked(weft_executor *ex)
+{
+    if (ex->head != NULL &&
+        atomic_load_explicit(&ex->returning, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&ex->spinning, memory_order_relaxed) == 0)
+        hand_next_locked(ex);
+}
+
 /* Queue f (guard held), parking while a bounded queue is full, and hand
  * the queue's head to a parked worker if one may.  Returns with the guard
  * held on success: 0 if work is left waiting in the queue, 1 if not (a
@@ -559,15 +654,28 @@ static int enqueue_locked(weft_executor *ex, weft_future *f,
     else
         ex->head = f;
     ex->tail = f;
-    ex->pending++;
-    /* A parked worker takes the head directly, unless a worker is on its
-     * way back from a task: it will find the queue's work within a few
-     * instructions, while a parked worker may be asleep in the kernel (a
-     * futex wake-up costs tens of microseconds; Go's scheduler likewise
-     * wakes no one while a spinning M exists). */
-    if (atomic_load_explicit(&ex->returning, memory_order_relaxed) == 0)
-        hand_next_locked(ex);
+    pend_add(ex, 1);
+    hand_unless_coming_locked(ex);
     return ex->head == NULL ? 1 : 0;
+}
+
+/* Whether work waits with every worker busy and room for one more: then
+ * reserve the slot (counted in workers and busy) and return true; the
+ * caller starts the worker (start_worker) after dropping the guard.  Guard
+ * held. */
+static bool reserve_worker_locked(weft_executor *ex)
+{
+    /* None is parked (the work would have been handed over) and none is
+     * about to look (it would have lowered busy). */
+    if (ex->head == NULL ||
+        atomic_load_explicit(&ex->busy, memory_order_relaxed) <
+            ex->workers ||
+        ex->workers >= ex->max_workers)
+        return false;
+    ex->workers++;
+    atomic_store(&ex->all_started, ex->workers == ex->max_workers);
+    atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
+    return true;
 }
 
 /* A green thread that submits a burst never parks, and the workers it
@@ -581,22 +689,36 @@ static void yield_now_and_then(void)
         weft_green_yield();
 }
 
-/* The fast path of submit, while every worker is started and none is
- * parked: push f on the inbox without the guard; the workers drain it
- * into the queue.  If a worker parked meanwhile (the Dekker pair with
- * take), or the executor closed, take the guard and settle: hand the work
- * to the parked worker, or refuse f if it is still queued after a
- * shutdown (a worker that already took it runs it; a shutdown that
- * cancelled or failed it has said so in its future).  The caller holds a
- * reference to f, so f stays valid throughout.  0 or a refusal code. */
-static int submit_fast(weft_executor *ex, weft_future *f)
+/* Whether a task pushed on the inbox now is sure to be taken without our
+ * help: a worker spinning (it takes the guard and drains after it stops
+ * spinning), or every worker started and none parked (each comes back to
+ * take() and drains).  Not if the executor is closed. */
+static bool inbox_covered(weft_executor *ex)
+{
+    if (atomic_load(&ex->closed))
+        return false;
+    return atomic_load(&ex->spinning) != 0 ||
+           (atomic_load(&ex->all_started) && atomic_load(&ex->parked) == 0);
+}
+
+/* The fast path of submit, while a worker spins or every worker is busy:
+ * push f on the inbox without the guard; the workers drain it into the
+ * queue.  If that no longer holds after the push (a worker parked or
+ * stopped spinning meanwhile: the Dekker pairs with take and take_spin),
+ * or the executor closed, take the guard and settle: hand the work to a
+ * parked worker, reserve a new worker (*start), or refuse f if it is still
+ * queued after a shutdown (a worker that already took it runs it; a
+ * shutdown that cancelled or failed it has said so in its future).  The
+ * caller holds a reference to f, so f stays valid throughout.  0 or a
+ * refusal code. */
+static int submit_fast(weft_executor *ex, weft_future *f, bool *start)
 {
     weft_future *old = atomic_load_explicit(&ex->inbox,
                                             memory_order_relaxed);
     do {
         f->qnext = old;
     } while (!atomic_compare_exchange_weak(&ex->inbox, &old, f));
-    if (atomic_load(&ex->parked) == 0 && !atomic_load(&ex->closed))
+    if (inbox_covered(ex))
         return 0;
     int rc = 0;
     weft__waitq_lock(&ex->idle);
@@ -604,8 +726,9 @@ static int submit_fast(weft_executor *ex, weft_future *f)
     if (ex->shutdown || ex->broken) {
         if (unlink_locked(ex, f))
             rc = ex->broken ? WEFT_EBROKEN : -EPIPE;
-    } else if (ex->head != NULL) {
-        hand_next_locked(ex);
+    } else {
+        hand_unless_coming_locked(ex);
+        *start = reserve_worker_locked(ex);
     }
     weft__waitq_unlock(&ex->idle);
     return rc;
@@ -627,39 +750,23 @@ int weft_executor_submit(weft_executor *ex, weft_task_fn fn, void *arg,
      * which may run it and drop the executor's at once. */
     if (out != NULL)
         atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
-    if (out != NULL && ex->capacity == 0 &&
-        atomic_load_explicit(&ex->all_started, memory_order_relaxed) &&
-        atomic_load_explicit(&ex->parked, memory_order_relaxed) == 0 &&
-        !atomic_load_explicit(&ex->closed, memory_order_relaxed)) {
-        int frc = submit_fast(ex, f);
+    bool start = false;
+    if (out != NULL && ex->capacity == 0 && inbox_covered(ex)) {
+        int frc = submit_fast(ex, f, &start);
         if (frc < 0) {
             free(f);
             return frc;
         }
-        *out = f;
-        yield_now_and_then();
-        return 0;
+    } else {
+        weft__waitq_lock(&ex->idle);
+        int rc = enqueue_locked(ex, f, deadline);
+        if (rc < 0) {
+            free(f);
+            return rc;
+        }
+        start = reserve_worker_locked(ex);
+        weft__waitq_unlock(&ex->idle);
     }
-    weft__waitq_lock(&ex->idle);
-    int rc = enqueue_locked(ex, f, deadline);
-    if (rc < 0) {
-        free(f);
-        return rc;
-    }
-    bool start = false;
-    if (rc == 0 &&
-        atomic_load_explicit(&ex->busy, memory_order_relaxed) >=
-            ex->workers &&
-        ex->workers < ex->max_workers) {
-        /* Work waits, every worker is busy (none is parked: enqueue would
-         * have handed the work over, and none is about to look: it would
-         * have lowered busy) and there is room for one more. */
-        ex->workers++;
-        atomic_store(&ex->all_started, ex->workers == ex->max_workers);
-        atomic_fetch_add_explicit(&ex->busy, 1, memory_order_relaxed);
-        start = true;
-    }
-    weft__waitq_unlock(&ex->idle);
     if (out != NULL)
         *out = f;
     yield_now_and_then();
@@ -769,7 +876,7 @@ int weft_executor_shutdown(weft_executor *ex, unsigned flags,
         atomic_store_explicit(&ex->cancelling, true, memory_order_relaxed);
         cancelled = ex->head;
         ex->head = ex->tail = NULL;
-        ex->pending = 0;
+        atomic_store_explicit(&ex->pending, 0, memory_order_relaxed);
     }
     weft__wake_all(&ex->idle, 0);
     weft__wake_all(&ex->room, -EPIPE);
