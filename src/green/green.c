@@ -168,6 +168,7 @@ static void green_main(void *arg)
     weft_green *g = arg;
 
     weft__gctx_entered(&g->gctx);
+    weft__green_resumed(); /* it may have been switched to directly */
     g->result = g->fn(g->arg);
     run_key_dtors(g);
     atomic_store(&g->run_state, WEFT__G_DEAD);

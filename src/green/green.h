@@ -3,7 +3,8 @@
  * backend, shared by the files of src/green/.
  *
  * Files: green.c (the API: spawn, join, exit, yield, names, locals),
- * sched.c (workers, their loop, the global queue, idle and wake-up),
+ * sched.c (workers, their loop, the global queue, idle and wake-up, the
+ * direct switch between green threads),
  * runq.c (per-worker run queue), timer.c (per-worker timer heap),
  * park_green.c (block/unblock for park), switch.c (the context switch with
  * the sanitizer and Valgrind annotations: the only file with #ifs for them),
@@ -12,10 +13,15 @@
  *
  * run_state of a green thread (atomic; see park_green.c for the protocol):
  *   RUNNABLE  on a run queue (or about to be pushed by whoever made it so)
- *   RUNNING   running on a worker
+ *   RUNNING   running on a worker (or switching out of it)
  *   NOTIFIED  running, and a wake-up came while it was not parked: its next
- *             block returns at once (a park token)
- *   PARKING   switching out to park; its worker will commit PARKED
+ *             block returns at once, or the completion of a park already
+ *             switching out requeues it (a park token)
+ *   PARKING   no longer entered (kept for the debug layer's table): a
+ *             green thread switching out to park stays RUNNING until
+ *             whatever runs next on its worker (the scheduler or the green
+ *             thread it switched to directly) commits PARKED, once its
+ *             context is saved
  *   PARKED    switched out; the first waker (or its timer) makes it RUNNABLE
  *             and pushes it
  *   DEAD      returned; the scheduler frees its stack after switching away
@@ -54,8 +60,9 @@ enum {
     WEFT__G_EXITED = 7,
 };
 
-/* Why a green thread switched to its scheduler (written by the green
- * thread before the switch, read by the scheduler after it). */
+/* Why a green thread switched out (written by the green thread before the
+ * switch, read after it by whatever ran next on the worker: the scheduler,
+ * or the next green thread when the switch was direct). */
 enum {
     WEFT__SW_PARK = 1,
     WEFT__SW_YIELD = 2,
@@ -83,8 +90,9 @@ typedef struct weft__worker weft__worker;
 struct weft_green {
     weft__waiter waiter;           /* owner = this; see park_green.c */
     _Atomic uint32_t run_state;    /* atomic; WEFT__G_* */
-    int switch_why;                /* written by the green thread, read by
-                                      its scheduler after the switch */
+    int switch_why;                /* written by the green thread, read
+                                      after the switch on the same worker
+                                      (see WEFT__SW_*) */
     weft__gctx gctx;               /* owner: whoever runs it */
     weft__stack stack;             /* freed by the scheduler after exit */
     weft_green *sched_next;        /* global queue link; guarded by the
@@ -124,10 +132,38 @@ typedef struct weft__runq {
     _Atomic(weft_green *) slot[WEFT__RUNQ_CAP];
 } weft__runq;
 
-/* Owner only.  Push g at the tail; false if the ring is full. */
-bool weft__runq_push(weft__runq *q, weft_green *g);
-/* Owner only.  Pop the head, or NULL. */
-weft_green *weft__runq_pop(weft__runq *q);
+/* Owner only.  Push g at the tail; false if the ring is full.  A load, a
+ * store and a store-release: thieves only ever move head. */
+static inline bool weft__runq_push(weft__runq *q, weft_green *g)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+    if (t - h >= WEFT__RUNQ_CAP)
+        return false;
+    atomic_store_explicit(&q->slot[t % WEFT__RUNQ_CAP], g,
+                          memory_order_relaxed);
+    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+    return true;
+}
+
+/* Owner only.  Pop the head, or NULL.  The CAS stays: a thief may claim
+ * the same head at once (runq.c). */
+static inline weft_green *weft__runq_pop(weft__runq *q)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+
+    while (h != t) {
+        weft_green *g = atomic_load_explicit(&q->slot[h % WEFT__RUNQ_CAP],
+                                             memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
+                                                  memory_order_release,
+                                                  memory_order_acquire))
+            return g;
+    }
+    return NULL;
+}
 /* Owner only, ring full: take half of it plus g, linked through
  * sched_next, oldest first; returns the first, *last the last, *n count. */
 weft_green *weft__runq_take_half(weft__runq *q, weft_green *g,
@@ -149,6 +185,11 @@ struct weft__worker {
      * (sched.c, "spare workers"): atomic so that doing so is no race. */
     _Atomic(weft_green *) runnext;
     int runnext_streak;            /* owner only */
+    /* The green thread that switched away last, until whatever ran next
+     * here (the scheduler, or the green thread it switched to directly)
+     * has completed its switch (sched.c, "the direct switch").  Owner
+     * only: written and read on this worker's OS thread alone. */
+    weft_green *prev;
     /* The green thread running, or NULL in the scheduler: stored by the
      * owner (release), read by the monitor and by thieves. */
     _Atomic(weft_green *) current;
@@ -218,9 +259,15 @@ void weft__sched_need_poller(void);
 void weft__sched_live_add(void);
 void weft__sched_live_done(void);
 long weft__sched_live(void);
-/* Switch from the running green thread g to its worker's scheduler, for
- * reason why; returns when g runs again (maybe on another worker). */
+/* Switch the running green thread g out of its worker, for reason why:
+ * directly to the next green thread queued there when find_work would
+ * pick one at once, else to the worker's scheduler; returns when g runs
+ * again (maybe on another worker).  A yield with nothing else queued on
+ * the worker may return at once. */
 void weft__green_switch_out(weft_green *g, int why);
+/* The first call of a green thread after weft__gctx_entered: completes
+ * the switch of the green thread that started it directly, if one did. */
+void weft__green_resumed(void);
 /* The scheduler ran g up to its exit: free its stack, drop its ref. */
 void weft__green_reap(weft_green *g);
 /* For tests: the id (0..n-1) of the worker running the caller, or -1
@@ -296,6 +343,9 @@ void weft__gctx_make(weft__gctx *c, weft__stack *s, void (*fn)(void *),
 void weft__gctx_destroy(weft__gctx *c);
 /* Switch from `from` (running) to `to`; last: from never runs again. */
 void weft__gctx_switch(weft__gctx *from, weft__gctx *to, int last);
+/* The same for the direct switch between two green threads (sched.c, its
+ * one caller): `to` was saved by this same call, unless it never ran. */
+void weft__gctx_switch_peer(weft__gctx *from, weft__gctx *to);
 /* How many green threads may live at once: unlimited, except under
  * ThreadSanitizer, whose fibers count against its limit of 8,128 threads
  * (spawn then fails with -EAGAIN rather than letting TSan kill the

@@ -8,8 +8,10 @@
  * own (empty) ring and then claims them with one CAS on the victim's head; if
  * the CAS fails it discarded nothing but copies and retries.  A full ring
  * moves half of itself to the global queue (weft__runq_take_half), so a
- * push never fails for long.  The "runnext" slot lives in the worker
- * (owner only, not stealable, as Tokio's LIFO slot).
+ * push never fails for long.  The owner's push and pop are inline in
+ * green.h: a direct switch between green threads does one of each, and
+ * the two calls were an eighth of its instructions.  The "runnext" slot
+ * lives in the worker (owner only, not stealable, as Tokio's LIFO slot).
  *   (Rejected: a locked deque per worker - every push and pop would pay a
  *   locked instruction; and a Chase-Lev deque - its owner pops LIFO, which
  *   breaks the one-worker FIFO order tests rely on.)
@@ -23,34 +25,6 @@
 #include "lib/assert.h"
 
 #define CAP WEFT__RUNQ_CAP
-
-bool weft__runq_push(weft__runq *q, weft_green *g)
-{
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-
-    if (t - h >= CAP)
-        return false;
-    atomic_store_explicit(&q->slot[t % CAP], g, memory_order_relaxed);
-    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
-    return true;
-}
-
-weft_green *weft__runq_pop(weft__runq *q)
-{
-    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-
-    while (h != t) {
-        weft_green *g =
-            atomic_load_explicit(&q->slot[h % CAP], memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1,
-                                                  memory_order_release,
-                                                  memory_order_acquire))
-            return g;
-    }
-    return NULL;
-}
 
 weft_green *weft__runq_take_half(weft__runq *q, weft_green *g,
                                  weft_green **last, int *n)

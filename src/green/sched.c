@@ -21,6 +21,27 @@
  * overflow; it is a linked list under the sched lock with an atomic length
  * so that an empty check takes no lock.
  *
+ * The direct switch (Boost.Fiber's and libaco's way; section "the direct
+ * switch" below).  A green thread that yields or parks does find_work's
+ * cheap part itself - runnext within the streak limit, the ring, runnext -
+ * and switches straight to the green thread it found: one context switch
+ * per hand-over instead of two plus the scheduler loop.  Everything else
+ * still goes through the scheduler's context: every GLOBAL_EVERY-th round
+ * (the global queue, the busy worker's poll), a due timer, nothing queued
+ * locally (global queue, netpoller, stealing, idle), a spare at the steal
+ * gate, spare workers themselves, and exit (the stack is freed there).  A
+ * yield that finds nothing else queued locally just goes on running.
+ * The switching thread must not become visible to other workers before
+ * its registers are saved, so what the scheduler did after a switch - push
+ * a yielder, commit a park (RUNNING -> PARKED, or requeue it if a waker left
+ * a token meanwhile) - is done by whatever runs next on the worker: the
+ * scheduler, or the thread switched to, first thing on its own stack
+ * (weft__green_resumed).  The worker's prev names the thread whose switch
+ * is to be completed; switch_why says how.
+ *   (Rejected: publishing the yielder before the switch with a "saving"
+ *   flag that a thief or waker would spin on - every resume anywhere would
+ *   pay a check, and a preempted switcher would stall other workers.)
+ *
  * Waking idle workers (Go's wakep).  Whoever makes work runnable (spawn,
  * wake-up, a yield that overflows) calls wakep: if some worker is spinning
  * (looking for work) nothing more is needed; else it wakes ONE idle worker
@@ -61,11 +82,16 @@
  *   hogged thread comes back to its loop at any moment.)
  *
  * Invariants: a green thread is in at most one queue (ring, runnext or
- * global) and only while RUNNABLE; nidle counts the workers on the idle
- * list; nspinning counts workers with spinning set plus credits handed out
- * by wakep and not yet taken.
+ * global) and only while RUNNABLE, and never before its context is saved
+ * (the push of a yielder and the commit of a park happen after the switch,
+ * on the next context); w->prev is non-NULL only between a green thread's
+ * switch and the first steps of the context that resumes; nidle counts the
+ * workers on the idle list; nspinning counts workers with spinning set plus
+ * credits handed out by wakep and not yet taken.
  * Locking: S.lock (a futex mutex) guards the global queue and the idle
- * list; a worker's own fields are owner-only except as marked in green.h.
+ * list; a worker's own fields are owner-only except as marked in green.h
+ * ("owner" is the worker's OS thread, whichever of its contexts - the
+ * scheduler or a green thread - is running).
  * SP.lock guards the spares' bookkeeping and the monitor's view of every
  * worker.  Lock order: SP.lock before a worker's timer lock before S.lock.
  */
@@ -234,6 +260,17 @@ static void wakep(void)
         weft__poller_interrupt();
 }
 
+/* wakep for a caller on worker w (or NULL): with one regular worker, and
+ * that worker the caller, no worker can be idle (spares never are on the
+ * idle list), so wakep would only pay its full fence to find nidle == 0. */
+static inline void wakep_from(weft__worker *w)
+{
+    if (w != NULL && !w->spare &&
+        atomic_load_explicit(&S.nworkers, memory_order_relaxed) == 1)
+        return;
+    wakep();
+}
+
 void weft__sched_need_poller(void)
 {
     /* A worker woken as a spinner finds no work and, going idle again,
@@ -307,7 +344,7 @@ void weft__sched_spawned(weft_green *g)
         push_local(w, g);
     else
         global_put(g, g, 1);
-    wakep();
+    wakep_from(w);
 }
 
 /* Owner of w, from a green thread running on it: the steal gate's owner
@@ -352,7 +389,7 @@ void weft__sched_ready(weft_green *g)
             return;
         }
     }
-    wakep();
+    wakep_from(w);
 }
 
 /* ---- finding work ----------------------------------------------------- */
@@ -570,14 +607,55 @@ static weft_green *find_work(weft__worker *w)
 
 static void wait_thief(weft__worker *w);
 
-/* Run g until it switches back, then do what it switched back for.
- * Always inlined into the two scheduler loops: a call around the context
- * switch adds a return that the CPU's return predictor, misled by the
- * switch, mispredicts every time (~7 ns per yield here). */
+/* Do what p switched out of its worker for, now that its context is saved
+ * (p->switch_why, see "the direct switch"): called by whatever ran next on
+ * w after p - its scheduler (run), or the green thread p switched to
+ * directly (weft__green_resumed).  Owner of w. */
+static inline __attribute__((always_inline)) void complete(weft__worker *w,
+                                                           weft_green *p)
+{
+    uint32_t rs = WEFT__G_RUNNING;
+
+    switch (p->switch_why) {
+    case WEFT__SW_PARK:
+        /* The context is saved: from now on a waker may resume it.  A
+         * token left during the switch (park_green.c) requeues it. */
+        if (!atomic_compare_exchange_strong(&p->run_state, &rs,
+                                            WEFT__G_PARKED)) {
+            WEFT_ASSERT(rs == WEFT__G_NOTIFIED);
+            atomic_store_explicit(&p->run_state, WEFT__G_RUNNABLE,
+                                  memory_order_release);
+            weft__sched_ready(p);
+        }
+        break;
+    case WEFT__SW_YIELD:
+        /* A token (NOTIFIED) may be dropped here: yield is never called
+         * between a park's last check of its waiter and its block. */
+        atomic_store_explicit(&p->run_state, WEFT__G_RUNNABLE,
+                              memory_order_release); /* as in RUNNING */
+        push_local(w, p);
+        break;
+    case WEFT__SW_EXIT:
+        /* Only ever through the scheduler: the stack it frees must not be
+         * the one this code runs on. */
+        WEFT_ASSERT(atomic_load_explicit(&w->current,
+                                         memory_order_relaxed) == NULL);
+        weft__green_reap(p);
+        break;
+    default:
+        WEFT_PANIC("green thread %s switched out for no reason", p->name);
+    }
+}
+
+/* Run g until a green thread switches back to the scheduler (g, or one that
+ * g or its successors switched to directly), then do what that one switched
+ * back for.  Always inlined into the two scheduler loops: a call around the
+ * context switch adds a return that the CPU's return predictor, misled by
+ * the switch, mispredicts every time (~7 ns per yield here). */
 static inline __attribute__((always_inline)) void run(weft__worker *w,
                                                       weft_green *g)
 {
-    uint32_t rs = WEFT__G_PARKING;
+    weft_green *p;
 
     /* Release, not seq_cst (an xchg on x86-64, ~5 ns): every other access
      * to run_state is a read-modify-write of this one location, whose
@@ -599,38 +677,121 @@ static inline __attribute__((always_inline)) void run(weft__worker *w,
     if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
                                            memory_order_acquire) != 0))
         wait_thief(w);
-    switch (g->switch_why) {
-    case WEFT__SW_PARK:
-        /* The context is saved: from now on a waker may resume it. */
-        if (!atomic_compare_exchange_strong(&g->run_state, &rs,
-                                            WEFT__G_PARKED)) {
-            WEFT_ASSERT(rs == WEFT__G_RUNNABLE);
-            weft__sched_ready(g);
-        }
-        break;
-    case WEFT__SW_YIELD:
-        /* A token (NOTIFIED) may be dropped here: yield is never called
-         * between a park's last check of its waiter and its block. */
-        atomic_store_explicit(&g->run_state, WEFT__G_RUNNABLE,
-                              memory_order_release); /* as in RUNNING */
-        push_local(w, g);
-        break;
-    case WEFT__SW_EXIT:
-        weft__green_reap(g);
-        break;
-    default:
-        WEFT_PANIC("green thread %s switched out for no reason", g->name);
+    p = w->prev;
+    w->prev = NULL;
+    WEFT_ASSERT(p != NULL);
+    complete(w, p);
+}
+
+/* ---- the direct switch ------------------------------------------------- */
+
+/* A green thread g that yields or parks on w (owner: g runs there) picks
+ * the next green thread itself, as find_work would, and switches to it
+ * without passing through the scheduler's context; NULL sends it through
+ * the scheduler instead, which is kept for everything but the common case:
+ * a spare worker, every GLOBAL_EVERY-th round (the global queue and the
+ * netpoller), a timer that is due, a spare at the steal gate, nothing
+ * queued locally (idle, the global queue, stealing) and exit (the stack is
+ * freed from the scheduler).  For a yield with nothing else queued here
+ * it returns g: go on running (the scheduler would push g and pop it at
+ * once).
+ *
+ * On success it has done run()'s part for the next thread (RUNNING,
+ * current, weft__self) and leaves rn_busy set: the steal gate then sees the
+ * owner "updating runnext" until the next thread has run
+ * weft__green_resumed, so a spare in the gate never reads current while
+ * it still names g, which is switching away (and could be recycled once
+ * pushed).  Owner of w, in g. */
+static weft_green *pick_direct(weft__worker *w, weft_green *g, int why)
+{
+    uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
+    int64_t next = atomic_load_explicit(&w->tnext, memory_order_relaxed);
+    weft_green *n;
+
+    if (tick % GLOBAL_EVERY == 0 ||
+        (next != INT64_MAX && next <= weft__clock_now()))
+        return NULL; /* find_work has more to do this round */
+    atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
+    weft__fence_light(); /* rn_busy before stealing; pairs with the heavy */
+    if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
+                                           memory_order_relaxed) != 0))
+        goto through_sched;
+    /* find_work's local order: runnext (streak permitting), ring, runnext. */
+    if ((n = rn_load(w)) != NULL && w->runnext_streak < RUNNEXT_STREAK) {
+        rn_store(w, NULL);
+        w->runnext_streak++;
+    } else {
+        w->runnext_streak = 0;
+        if ((n = weft__runq_pop(&w->rq)) == NULL &&
+            (n = rn_load(w)) != NULL)
+            rn_store(w, NULL);
     }
+    if (n == NULL) {
+        if (why != WEFT__SW_YIELD)
+            goto through_sched;
+        n = g;
+    }
+    atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+    if (n == g) {
+        atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+        return g;
+    }
+    atomic_store_explicit(&n->run_state, WEFT__G_RUNNING,
+                          memory_order_release); /* as in run() */
+    atomic_store_explicit(&w->current, n, memory_order_release);
+    weft__set_self(&n->waiter);
+    return n;
+through_sched:
+    atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+    return NULL;
+}
+
+/* Called in a green thread right after it resumed (and as its first act
+ * when it starts): if the thread before it on this worker switched to it
+ * directly, complete that one's switch (push it, or commit its park).  The
+ * worker is looked up afresh: the caller may have moved. */
+static inline __attribute__((always_inline)) void resumed(void)
+{
+    weft__worker *w = weft__worker_self();
+    weft_green *p = w->prev;
+
+    if (p == NULL)
+        return; /* resumed by the scheduler, which completed it already */
+    w->prev = NULL;
+    /* Now current is this thread and the gate may be entered: a spare that
+     * waited for rn_busy sees a consistent worker. */
+    atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+    complete(w, p);
+}
+
+void weft__green_resumed(void)
+{
+    resumed();
 }
 
 void weft__green_switch_out(weft_green *g, int why)
 {
     weft__worker *w = weft__worker_self();
+    weft_green *n = NULL;
 
     WEFT_ASSERT(w != NULL &&
                 atomic_load_explicit(&w->current, memory_order_relaxed) == g);
     g->switch_why = why;
-    weft__gctx_switch(&g->gctx, &w->sched, why == WEFT__SW_EXIT);
+    if (why != WEFT__SW_EXIT && !w->spare) {
+        n = pick_direct(w, g, why);
+        if (n == g)
+            return; /* a yield with nothing else to run here */
+    }
+    w->prev = g;
+    /* The direct switch has one call site, so the thread it resumes saved
+     * itself from here too (or is new): its return addresses are the ones
+     * the return predictor holds.  Nothing below reads a TLS address
+     * computed above: g may come back on another worker. */
+    if (n != NULL)
+        weft__gctx_switch_peer(&g->gctx, &n->gctx);
+    else
+        weft__gctx_switch(&g->gctx, &w->sched, why == WEFT__SW_EXIT);
+    resumed();
 }
 
 static int worker_main(void *arg)
@@ -812,6 +973,14 @@ int weft_runtime_shutdown(int64_t deadline)
  *   owner in a green thread (ready_in_green): rn_busy = 1; light fence; if
  *           stealing != 0 queue globally instead; else update runnext;
  *           rn_busy = 0.
+ *   owner in a direct switch (pick_direct): rn_busy = 1; light fence; if
+ *           stealing != 0 go through the scheduler (which waits) instead;
+ *           else take the next thread (runnext or ring), set current to it
+ *           and switch; the next thread clears rn_busy once it runs
+ *           (weft__green_resumed).  So a spare that entered the gate and
+ *           waited for rn_busy == 0 - take_runnext and warn_hog both do -
+ *           sees current naming a thread that stays on the worker until the
+ *           gate is left, as it would without direct switches.
  * Either the spare sees current == NULL (and leaves runnext alone) or the
  * owner sees stealing and waits; either the spare sees rn_busy and waits
  * for the update to end or the owner sees stealing and keeps off runnext.
@@ -1119,6 +1288,10 @@ static void warn_hog(weft__worker *w, int64_t now)
 
     if (!gate_enter(w))
         return; /* a spare is at it: next round */
+    /* A direct switch in progress names its next thread only once rn_busy
+     * is clear (see pick_direct). */
+    while (atomic_load_explicit(&w->rn_busy, memory_order_acquire) != 0)
+        weft__cpu_relax();
     g = atomic_load_explicit(&w->current, memory_order_acquire);
     same = g != NULL &&
            atomic_load_explicit(&w->tick, memory_order_relaxed) == w->mon_tick;

@@ -18,10 +18,14 @@
  *     Flag 0: the switch synchronises, which is true (the run queue hand-off
  *     orders the save before the resume).
  *   Valgrind: each green stack is registered while it is in use.
- * Invariant: t_prev is the context that last switched away on this OS
- * thread; it is read through noinline functions because a context may
- * resume on another OS thread (a cached TLS address would be the old
- * thread's).
+ * Two switches: weft__gctx_switch (to or from a scheduler) and
+ * weft__gctx_switch_peer (a green thread directly to another, both from the
+ * same call site: context.h says why that one resumes through `ret`); the
+ * annotations are the same for both.
+ * Invariant (AddressSanitizer builds): t_prev is the context that last
+ * switched away on this OS thread; it is read through noinline functions
+ * because a context may resume on another OS thread (a cached TLS address
+ * would be the old thread's).
  * Locking: none; a context belongs to whoever runs it.
  */
 #include "green.h"
@@ -56,7 +60,9 @@
 #endif
 #endif
 
+#ifdef G_ASAN
 static _Thread_local weft__gctx *t_prev;
+#endif
 
 long weft__gctx_limit(void)
 {
@@ -102,25 +108,20 @@ void weft__gctx_destroy(weft__gctx *c)
 #endif
 }
 
+#ifdef G_ASAN
 /* AddressSanitizer's first half; also records `from` for the resuming
  * side.  Not inlined: it must compute t_prev's address afresh. */
 static __attribute__((noinline)) void before(weft__gctx *from,
                                              weft__gctx *to, int last)
 {
     t_prev = from;
-#ifdef G_ASAN
     __sanitizer_start_switch_fiber(last ? NULL : &from->fake, to->lo,
                                    to->size);
-#else
-    (void)to;
-    (void)last;
-#endif
 }
 
 /* AddressSanitizer's second half, in the context that resumed. */
 static __attribute__((noinline)) void after(weft__gctx *self)
 {
-#ifdef G_ASAN
     const void *lo;
     size_t size;
     __sanitizer_finish_switch_fiber(self->fake, &lo, &size);
@@ -128,10 +129,22 @@ static __attribute__((noinline)) void after(weft__gctx *self)
         t_prev->lo = lo;
         t_prev->size = size;
     }
-#else
-    (void)self;
-#endif
 }
+#else
+/* Without AddressSanitizer nothing reads t_prev: no calls at all (two
+ * fewer calls and returns per switch). */
+static inline void before(weft__gctx *from, weft__gctx *to, int last)
+{
+    (void)from;
+    (void)to;
+    (void)last;
+}
+
+static inline void after(weft__gctx *self)
+{
+    (void)self;
+}
+#endif
 
 void weft__gctx_switch(weft__gctx *from, weft__gctx *to, int last)
 {
@@ -140,6 +153,19 @@ void weft__gctx_switch(weft__gctx *from, weft__gctx *to, int last)
     __tsan_switch_to_fiber(to->fiber, 0);
 #endif
     weft__context_switch(&from->ctx, &to->ctx);
+    after(from);
+}
+
+/* As weft__gctx_switch, through the return-predicted switch: every caller
+ * comes from the one call site in sched.c (a direct switch between green
+ * threads), so the context it resumes was saved from that same site. */
+void weft__gctx_switch_peer(weft__gctx *from, weft__gctx *to)
+{
+    before(from, to, 0);
+#ifdef G_TSAN
+    __tsan_switch_to_fiber(to->fiber, 0);
+#endif
+    weft__context_switch_ret(&from->ctx, &to->ctx);
     after(from);
 }
 

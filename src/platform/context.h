@@ -162,6 +162,20 @@ _Static_assert(WEFT_CTX_FRAME_SIZE % 16 == 0, "AAPCS64: sp % 16 == 0");
  * (STYLE.md 3.7: they go in the C wrapper around the switch). */
 void weft__context_switch(weft__context *from, weft__context *to);
 
+/* The same switch for a symmetric pair: both contexts call it from the
+ * same call site (two green threads switching directly to each other).
+ * The assembly backends resume `to` through a return instruction there,
+ * which the CPU's return stack then predicts, with every return after it;
+ * weft__context_switch resumes through an indirect jump, which predicts
+ * better when the two sides called from different places (a green thread
+ * and its scheduler).  Same contract otherwise.  swapcontext has no such
+ * choice: the ucontext backend uses the one switch for both. */
+#ifdef WEFT_CONTEXT_UCONTEXT
+#define weft__context_switch_ret weft__context_switch
+#else
+void weft__context_switch_ret(weft__context *from, weft__context *to);
+#endif
+
 /* Make ctx start fn(arg) on the stack [lo, lo+size) at the first switch to
  * it.  size >= WEFT_CONTEXT_MIN_STACK; lo and size need no alignment: the
  * top is rounded down so that fn is entered as the ABI requires (x86-64:

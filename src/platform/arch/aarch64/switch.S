@@ -2,6 +2,7 @@
  *
  * C prototypes (src/platform/context.h, which also holds the contract):
  *   void weft__context_switch(weft__context *from, weft__context *to);
+ *   void weft__context_switch_ret(weft__context *from, weft__context *to);
  *   void weft__context_make(weft__context *ctx, void *lo, size_t size,
  *                           void (*fn)(void *), void *arg);
  *   const char *weft__context_backend(void);
@@ -46,6 +47,10 @@
  *    caller on the stack we are leaving, so it would mispredict on every
  *    switch; `br` is predicted by the branch's own history, as x86-64's
  *    `jmp *%rcx` is (Boost.Context's jump_fcontext also ends in `br`).
+ *    For a symmetric switch (both sides called it from the same call site,
+ *    as green threads switching directly to each other do) the return
+ *    stack is right instead, and `br` leaves it one entry off for every
+ *    return that follows: weft__context_switch_ret ends in `ret` for those.
  *  - FPCR/FPSR are not switched (DESIGN.md lists only d8-d15): the rounding
  *    mode is per OS thread on aarch64, not per context.
  *  - BTI/PAC.  The switch's `br x30` lands on return addresses and the
@@ -62,12 +67,11 @@
 
         .text
 
-/* void weft__context_switch(weft__context *from [x0], weft__context *to [x1]) */
-        .globl  weft__context_switch
-        .type   weft__context_switch, %function
-        .p2align 4
-weft__context_switch:
-        .cfi_startproc
+/* The two halves every switch shares: save the callee-saved state and
+ * store sp in from->sp; load to->sp and the state saved there, x30 (the
+ * address to resume at) included.  (Assembler macros, so that the frame's
+ * offsets are written once for the two entry points below.) */
+        .macro  SAVE_FROM_X0
         sub     sp, sp, #WEFT_CTX_FRAME_SIZE
         .cfi_adjust_cfa_offset WEFT_CTX_FRAME_SIZE
         stp     x19, x20, [sp, #WEFT_CTX_X19]
@@ -82,7 +86,9 @@ weft__context_switch:
         stp     d14, d15, [sp, #WEFT_CTX_D14]
         mov     x9, sp
         str     x9, [x0]                /* from->sp */
+        .endm
 
+        .macro  RESTORE_FROM_X1
         ldr     x9, [x1]                /* to->sp: now on the other stack */
         mov     sp, x9
         ldp     x19, x20, [sp, #WEFT_CTX_X19]
@@ -97,9 +103,35 @@ weft__context_switch:
         ldp     d14, d15, [sp, #WEFT_CTX_D14]
         add     sp, sp, #WEFT_CTX_FRAME_SIZE
         .cfi_adjust_cfa_offset -WEFT_CTX_FRAME_SIZE
+        .endm
+
+/* void weft__context_switch(weft__context *from [x0], weft__context *to [x1]) */
+        .globl  weft__context_switch
+        .type   weft__context_switch, %function
+        .p2align 4
+weft__context_switch:
+        .cfi_startproc
+        SAVE_FROM_X0
+        RESTORE_FROM_X1
         br      x30                     /* not `ret`: see the header */
         .cfi_endproc
         .size   weft__context_switch, .-weft__context_switch
+
+/* void weft__context_switch_ret(weft__context *from [x0], weft__context *to [x1])
+ * The same switch, resuming through `ret`: for a symmetric switch (both
+ * contexts entered it from the same call site, as green threads switching
+ * directly to each other do), where the return stack predicts `ret` and
+ * every return after it (see the header). */
+        .globl  weft__context_switch_ret
+        .type   weft__context_switch_ret, %function
+        .p2align 4
+weft__context_switch_ret:
+        .cfi_startproc
+        SAVE_FROM_X0
+        RESTORE_FROM_X1
+        ret
+        .cfi_endproc
+        .size   weft__context_switch_ret, .-weft__context_switch_ret
 
 /* void weft__context_make(weft__context *ctx [x0], void *lo [x1],
  *                         size_t size [x2], void (*fn)(void *) [x3],
