@@ -8,7 +8,8 @@
  * control word on x86-64; the ABI's stack alignment at fn entry and aligned
  * SSE stores on the new stack; deep recursion; a million switches (timed,
  * not asserted); mmap'd and malloc'd stacks; a context resumed on another
- * OS thread; the panic when fn returns.
+ * OS thread; the panic when fn returns; and the same through
+ * weft__context_switch_ret, the variant that resumes through `ret`.
  *
  * Being the platform layer's own test, this file may test architecture
  * specifics (#if __x86_64__ / __aarch64__), unlike tests of the layers above.
@@ -275,11 +276,17 @@ static NOINLINE void t_asan_after(tctx *self)
 #define T_TSAN_SWITCH(to) ((void)0)
 #endif
 
+/* The switch tswitch makes: weft__context_switch, or the variant that
+ * resumes through `ret` (t_switch_ret; both save the same frame, so a
+ * context saved by one may be resumed by the other). */
+static void (*t_switch_fn)(weft__context *, weft__context *) =
+    weft__context_switch;
+
 static void tswitch(tctx *from, tctx *to)
 {
     t_asan_before(from, to, 0);
     T_TSAN_SWITCH(to);
-    weft__context_switch(&from->ctx, &to->ctx);
+    t_switch_fn(&from->ctx, &to->ctx);
     t_asan_after(from);
 }
 
@@ -555,6 +562,67 @@ START_TEST(t_locals_survive)
                   s.bad);
     t_free(&s.a);
     stack_free(st, STACK);
+}
+END_TEST
+
+/* weft__context_switch_ret, the variant for symmetric switches (green
+ * threads switching directly to each other): the ping-pong, the ring of
+ * made contexts and the C locals, all through it, while each made context
+ * still ends through weft__context_switch (t_entry), so contexts saved by
+ * one are resumed by the other. */
+START_TEST(t_switch_ret)
+{
+    static pp s;
+    static ring r;
+    static loc l;
+    void *sa = stack_new(STACK), *sb = stack_new(STACK);
+    void *st[RING];
+
+    t_switch_fn = weft__context_switch_ret;
+    t_init_main(&t_main);
+    t_make(&s.a, sa, STACK, pp_a, &s, &t_main);
+    t_make(&s.b, sb, STACK, pp_b, &s, &s.a);
+    s.rounds = 10000;
+    for (long i = 0; i < s.rounds; i++) {
+        ck_assert(s.v == 3 * i);
+        tswitch(&t_main, &s.a);
+        ck_assert_msg(s.v == 3 * i + 2, "main: v %ld, want %ld", s.v, 3 * i + 2);
+        s.v++;
+    }
+    s.stop = 1;
+    tswitch(&t_main, &s.a);
+    ck_assert(s.a.done && s.b.done);
+    t_free(&s.a);
+    t_free(&s.b);
+
+    r.laps = 3;
+    for (int i = 0; i < RING; i++) {
+        st[i] = stack_new(STACK);
+        t_make(&r.c[i], st[i], STACK, ring_body, &r,
+               i + 1 < RING ? &r.c[i + 1] : &t_main);
+    }
+    for (int lap = 0; lap <= r.laps; lap++)
+        tswitch(&t_main, &r.c[0]);
+    for (int i = 0; i < r.laps * RING; i++)
+        ck_assert_msg(r.log[i] == i % RING, "log[%d] = %d", i, r.log[i]);
+    for (int i = 0; i < RING; i++) {
+        ck_assert(r.c[i].done);
+        t_free(&r.c[i]);
+        stack_free(st[i], STACK);
+    }
+
+    l.rounds = 1000;
+    t_make(&l.a, sa, STACK, loc_body, &l, &t_main);
+    for (int k = 0; k <= l.rounds; k++) {
+        unsigned long seed = 0xc2b2ae3d27d4eb4fUL ^ (unsigned long)k;
+        ck_assert(locals_across(&t_main, &l.a, seed, 1) ==
+                  locals_across(NULL, NULL, seed, 0));
+    }
+    ck_assert(l.a.done);
+    ck_assert_int_eq(l.bad, 0);
+    t_free(&l.a);
+    stack_free(sa, STACK);
+    stack_free(sb, STACK);
 }
 END_TEST
 
@@ -1234,6 +1302,7 @@ static Suite *context_suite(void)
     tcase_add_test(tc, t_pingpong);
     tcase_add_test(tc, t_made_to_made);
     tcase_add_test(tc, t_locals_survive);
+    tcase_add_test(tc, t_switch_ret);
     tcase_add_test(tc, t_regs_survive);
     tcase_add_test(tc, t_fp_survive);
 #if defined(__x86_64__)
