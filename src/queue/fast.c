@@ -1,9 +1,23 @@
-/* fast.c - the lock-free path of bounded FIFO queues: puts and gets that
- * can proceed touch no lock, and the queue's guard and wait queues are used
- * only by a side that must wait (empty or full), by its waker, and for
- * shutdown, join and take_undelivered.
+/* fast.c - the lock-free path of FIFO queues (bounded ones of maxsize 2 to
+ * WEFT__FRING_MAX, and unbounded ones): puts and gets that can proceed
+ * touch no lock, and the queue's guard and wait queues are used only by a
+ * side that must wait (empty or full), by its waker, and for shutdown,
+ * join and take_undelivered.
  *
- * Design.  The items live in a bounded MPMC ring with a sequence number per
+ * Two stores, one protocol.  Everything below the store (waiting, serving
+ * parked waiters, shutdown, counts, take_undelivered) is written once
+ * against tail and head indices with a closed bit, weft__fq_count (index
+ * to positions) and the st_* calls (try to put or get now).  A bounded
+ * queue's store is the ring described next; an unbounded queue's is
+ * seg.c's list of segments, which is never full (so its puts never wait
+ * and nput stays 0) and whose get, once it has taken a position, waits the
+ * few instructions its put needs to publish instead of reporting empty.
+ *   (Rejected: a second copy of this file for segments, or a table of
+ *   function pointers.  The first doubles the subtle part; the second
+ *   costs an indirect call per operation for a choice made at creation:
+ *   one predictable branch on seg_shift does the same.)
+ *
+ * Design of the ring.  The items live in a bounded MPMC ring with a sequence number per
  * cell (Dmitry Vyukov's bounded queue).  Cell i of lap L is free for the
  * put at position p = L * cap + i when seq == p, and holds that put's item
  * for the get at p when seq == p + 1; the get frees it for the next lap
@@ -67,9 +81,10 @@
  * -EAGAIN, although a later put (get) has already returned.  Waiting
  * threads are served as soon as the cell is published.
  *
- * Locking: tail, head, done and the cells are atomic (items are ordered by
- * seq); nget, nput, njoin are atomic and written only under the guard
- * (getters.guard, the queue's lock), as are the wait queues.
+ * Locking: tail, head, done and the cells (segments) are atomic (items are
+ * ordered by seq, or by a slot's state); nget, nput, njoin are atomic and
+ * written only under the guard (getters.guard, the queue's lock), as are
+ * the wait queues.
  */
 #include <errno.h>
 #include <sched.h>
@@ -79,10 +94,16 @@
 #include "../platform/platform.h"
 #include "queue_internal.h"
 
-#define CLOSED (UINT64_C(1) << 63)
+#define CLOSED WEFT__FQ_CLOSED
 /* See spin_until. */
 #define WAKE_WINDOW_NS INT64_C(50000)
 #define POS(x) ((x) & ~CLOSED)
+
+/* The number of positions before index x (of either store). */
+static inline uint64_t cnt(const weft__fq *r, uint64_t x)
+{
+    return weft__fq_count(r, POS(x));
+}
 
 static void lock(const weft_queue *q)
 {
@@ -94,7 +115,7 @@ static void unlock(const weft_queue *q)
     weft__waitq_unlock((weft__waitq *)&q->getters);
 }
 
-static weft__fcell *cell_at(const weft__fring *r, uint64_t pos)
+static weft__fcell *cell_at(const weft__fq *r, uint64_t pos)
 {
     return &r->cells[r->pow2 ? pos & r->mask : pos % r->cap];
 }
@@ -102,7 +123,7 @@ static weft__fcell *cell_at(const weft__fring *r, uint64_t pos)
 /* ---- the ring itself -------------------------------------------------- */
 
 /* 0, -EAGAIN (full at our position) or -EPIPE (closed). */
-static inline int ring_put(weft__fring *r, void *item)
+static inline int ring_put(weft__fq *r, void *item)
 {
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
 
@@ -132,7 +153,7 @@ static inline int ring_put(weft__fring *r, void *item)
 }
 
 /* 0, -EAGAIN (empty at our position) or -EPIPE (closed: immediate). */
-static inline int ring_get(weft__fring *r, void **item)
+static inline int ring_get(weft__fq *r, void **item)
 {
     uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
 
@@ -162,31 +183,56 @@ static inline int ring_get(weft__fring *r, void **item)
     }
 }
 
+/* ---- the store: the ring, or seg.c's segments ------------------------- */
+
+/* 0, -EAGAIN (full at our position), -EPIPE (closed) or -ENOMEM (seg). */
+static inline int st_put(weft__fq *r, void *item)
+{
+    if (r->seg_shift != 0)
+        return weft__seg_put(r, item);
+    return ring_put(r, item);
+}
+
+/* 0, -EAGAIN (empty at our position) or -EPIPE (closed: immediate). */
+static inline int st_get(weft__fq *r, void **item)
+{
+    if (r->seg_shift != 0)
+        return weft__seg_get(r, item);
+    return ring_get(r, item);
+}
+
 /* Would a put (get) at the current position proceed or fail at once?  For
- * spinning: reads only, so the spinner does not steal the line. */
-static bool put_ready(const weft__fring *r)
+ * spinning: reads only, so the spinner does not steal the line.  A segment
+ * store is never full; its get can proceed once a put took the position. */
+static bool put_ready(const weft__fq *r)
 {
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    return (pos & CLOSED) ||
+    return (pos & CLOSED) || r->seg_shift != 0 ||
            atomic_load_explicit(&cell_at(r, pos)->seq,
                                 memory_order_relaxed) == pos;
 }
 
-static bool get_ready(const weft__fring *r)
+static bool get_ready(const weft__fq *r)
 {
     uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
-    return (pos & CLOSED) ||
-           atomic_load_explicit(&cell_at(r, pos)->seq,
-                                memory_order_relaxed) == pos + 1 ||
-           (atomic_load_explicit(&r->tail, memory_order_relaxed) & CLOSED);
+    uint64_t t;
+
+    if (pos & CLOSED)
+        return true;
+    if (r->seg_shift == 0 &&
+        atomic_load_explicit(&cell_at(r, pos)->seq, memory_order_relaxed) ==
+            pos + 1)
+        return true;
+    t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    return (t & CLOSED) || (r->seg_shift != 0 && cnt(r, pos) < cnt(r, t));
 }
 
 /* Graceful shutdown and every claimed position consumed: get is -EPIPE. */
-static bool drained(const weft__fring *r)
+static bool drained(const weft__fq *r)
 {
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-    return (t & CLOSED) && POS(h) >= POS(t);
+    return (t & CLOSED) && cnt(r, h) >= cnt(r, t);
 }
 
 /* Spin for about the park layer's spin budget until ready(r).  Then, if
@@ -199,8 +245,8 @@ static bool drained(const weft__fring *r)
  * The window never runs past the caller's deadline.
  * Green threads do not spin: the other side may be waiting for this
  * worker. */
-static void spin_until(const weft__fring *r,
-                       bool (*ready)(const weft__fring *), int64_t deadline)
+static void spin_until(const weft__fq *r,
+                       bool (*ready)(const weft__fq *), int64_t deadline)
 {
     unsigned n = weft__park_spin_iters;
     int64_t until;
@@ -233,7 +279,7 @@ static void spin_until(const weft__fring *r,
  * of its queue). */
 static void serve(weft_queue *q)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     weft__wait_entry *e;
     struct weft__qslot *s;
     bool progress, woke = false;
@@ -243,7 +289,7 @@ static void serve(weft_queue *q)
     do {
         progress = false;
         if ((e = weft__waitq_pop(&q->getters)) != NULL) {
-            if (ring_get(r, &item) == 0) {
+            if (st_get(r, &item) == 0) {
                 s = (struct weft__qslot *)e->data;
                 s->item = item;
                 s->done = 1;
@@ -255,7 +301,7 @@ static void serve(weft_queue *q)
         }
         if ((e = weft__waitq_pop(&q->putters)) != NULL) {
             s = (struct weft__qslot *)e->data;
-            if (ring_put(r, s->item) == 0) {
+            if (st_put(r, s->item) == 0) {
                 s->done = 1;
                 (void)weft__wake(e, 0);
                 progress = true;
@@ -284,7 +330,7 @@ static void serve(weft_queue *q)
 static inline void after_put(weft_queue *q)
 {
     weft__fence_light();
-    if (WEFT_UNLIKELY(atomic_load_explicit(&q->ring->nget,
+    if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nget,
                                            memory_order_relaxed) != 0))
         serve(q);
 }
@@ -292,7 +338,7 @@ static inline void after_put(weft_queue *q)
 static inline void after_get(weft_queue *q)
 {
     weft__fence_light();
-    if (WEFT_UNLIKELY(atomic_load_explicit(&q->ring->nput,
+    if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nput,
                                            memory_order_relaxed) != 0))
         serve(q);
 }
@@ -303,10 +349,10 @@ static int put_closed(weft_queue *q)
 {
     /* The acquire load pairs with shutdown's close of tail, which it made
      * after raising q->shut: so we see the shut level that closed it. */
-    (void)atomic_load_explicit(&q->ring->tail, memory_order_acquire);
+    (void)atomic_load_explicit(&q->fast->tail, memory_order_acquire);
     if (atomic_load_explicit(&q->shut, memory_order_acquire) ==
         WEFT__Q_SHUT_IMMEDIATE)
-        atomic_fetch_or_explicit(&q->ring->head, CLOSED,
+        atomic_fetch_or_explicit(&q->fast->head, CLOSED,
                                  memory_order_acq_rel);
     return -EPIPE;
 }
@@ -318,7 +364,7 @@ static int put_closed(weft_queue *q)
 static int put_slow(weft_queue *q, void *item, int64_t deadline,
                     int nowait_rc)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     weft__wait_entry e;
     struct weft__qslot s = {item, 0, 0};
     bool front = false;
@@ -328,14 +374,14 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
         return nowait_rc;
     for (;;) {
         spin_until(r, put_ready, deadline);
-        rc = ring_put(r, item);
+        rc = st_put(r, item);
         if (rc != -EAGAIN)
             break;
         lock(q);
         atomic_store_explicit(&r->nput, q->putters.len + 1,
                               memory_order_relaxed);
         weft__fence_heavy();
-        rc = ring_put(r, item);
+        rc = st_put(r, item);
         if (rc != -EAGAIN) {
             atomic_store_explicit(&r->nput, q->putters.len,
                                   memory_order_relaxed);
@@ -359,7 +405,7 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
             return 0; /* moved in at the instant we gave up */
         if (rc == -ETIMEDOUT) {
             /* Room may have appeared in the instant we gave up. */
-            int rc2 = ring_put(r, item);
+            int rc2 = st_put(r, item);
             if (rc2 == 0) {
                 after_put(q);
                 return 0;
@@ -379,7 +425,7 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
 int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
                          int nowait_rc)
 {
-    int rc = ring_put(q->ring, item);
+    int rc = st_put(q->fast, item);
 
     if (WEFT_LIKELY(rc == 0)) {
         after_put(q);
@@ -387,6 +433,8 @@ int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
     }
     if (rc == -EPIPE)
         return put_closed(q);
+    if (rc == -ENOMEM)
+        return rc;
     return put_slow(q, item, deadline, nowait_rc);
 }
 
@@ -397,14 +445,14 @@ int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
 static int get_slow(weft_queue *q, void **item, int64_t deadline,
                     int nowait_rc)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     weft__wait_entry e;
     struct weft__qslot s = {NULL, 0, 0};
     bool front = false;
     int rc;
 
     for (;;) {
-        rc = ring_get(r, item);
+        rc = st_get(r, item);
         if (rc != -EAGAIN)
             break;
         if (drained(r))
@@ -412,14 +460,14 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
         if (deadline == WEFT_NOW)
             return nowait_rc;
         spin_until(r, get_ready, deadline);
-        rc = ring_get(r, item);
+        rc = st_get(r, item);
         if (rc != -EAGAIN)
             break;
         lock(q);
         atomic_store_explicit(&r->nget, q->getters.len + 1,
                               memory_order_relaxed);
         weft__fence_heavy();
-        rc = ring_get(r, item);
+        rc = st_get(r, item);
         if (rc != -EAGAIN || drained(r)) {
             atomic_store_explicit(&r->nget, q->getters.len,
                                   memory_order_relaxed);
@@ -448,7 +496,7 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
         }
         if (rc == -ETIMEDOUT) {
             /* An item may have come in the instant we gave up. */
-            rc = ring_get(r, item);
+            rc = st_get(r, item);
             if (rc == 0)
                 break;
             if (rc == -EPIPE || drained(r))
@@ -467,7 +515,7 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
 int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
                          int nowait_rc)
 {
-    int rc = ring_get(q->ring, item);
+    int rc = st_get(q->fast, item);
 
     if (WEFT_LIKELY(rc == 0)) {
         after_get(q);
@@ -480,15 +528,32 @@ int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
 
 /* ---- create / destroy / snapshots ------------------------------------- */
 
+/* The state both stores share, zeroed; NULL when out of memory. */
+static weft__fq *fq_new(void)
+{
+    weft__fq *r = aligned_alloc(64, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->done, 0);
+    atomic_init(&r->nget, 0);
+    atomic_init(&r->nput, 0);
+    atomic_init(&r->njoin, 0);
+    atomic_init(&r->woke_ns, 0);
+    return r;
+}
+
 int weft__queue_fast_init(weft_queue *q, size_t cap)
 {
-    weft__fring *r;
+    weft__fq *r;
     size_t bytes = (cap * sizeof(weft__fcell) + 63) / 64 * 64;
 
-    r = aligned_alloc(64, sizeof *r);
+    r = fq_new();
     if (r == NULL)
         return -ENOMEM;
-    memset(r, 0, sizeof *r);
     r->cells = aligned_alloc(64, bytes);
     if (r->cells == NULL) {
         free(r);
@@ -501,14 +566,21 @@ int weft__queue_fast_init(weft_queue *q, size_t cap)
         atomic_init(&r->cells[i].seq, i);
         r->cells[i].item = NULL;
     }
-    atomic_init(&r->tail, 0);
-    atomic_init(&r->head, 0);
-    atomic_init(&r->done, 0);
-    atomic_init(&r->nget, 0);
-    atomic_init(&r->nput, 0);
-    atomic_init(&r->njoin, 0);
-    atomic_init(&r->woke_ns, 0);
-    q->ring = r;
+    q->fast = r;
+    return 0;
+}
+
+int weft__queue_fast_init_seg(weft_queue *q, unsigned shift)
+{
+    weft__fq *r = fq_new();
+
+    if (r == NULL)
+        return -ENOMEM;
+    if (weft__seg_init(r, shift) != 0) {
+        free(r);
+        return -ENOMEM;
+    }
+    q->fast = r;
     return 0;
 }
 
@@ -516,42 +588,50 @@ int weft__queue_fast_init(weft_queue *q, size_t cap)
  * been published. */
 void weft__queue_fast_fini(weft_queue *q, void (*free_item)(void *item))
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     uint64_t h = POS(atomic_load_explicit(&r->head, memory_order_acquire));
     uint64_t t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
 
+    if (r->seg_shift != 0) {
+        weft__seg_fini(r, free_item);
+        free(r);
+        q->fast = NULL;
+        return;
+    }
     if (free_item)
         for (; h < t; h++)
             free_item(cell_at(r, h)->item);
     free(r->cells);
     free(r);
-    q->ring = NULL;
+    q->fast = NULL;
 }
 
 /* head is read first, so a concurrent get cannot make the difference
- * negative; a concurrent put may count, capped at the bound. */
+ * negative; a concurrent put may count, capped at the bound (ring). */
 size_t weft__queue_fast_size(const weft_queue *q)
 {
-    const weft__fring *r = q->ring;
+    const weft__fq *r = q->fast;
     uint64_t h, t;
 
     if (atomic_load_explicit(&q->shut, memory_order_acquire) ==
         WEFT__Q_SHUT_IMMEDIATE)
         return 0;
-    h = POS(atomic_load_explicit(&r->head, memory_order_acquire));
-    t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+    h = cnt(r, atomic_load_explicit(&r->head, memory_order_acquire));
+    t = cnt(r, atomic_load_explicit(&r->tail, memory_order_acquire));
     if (t <= h)
         return 0;
-    return t - h > r->cap ? (size_t)r->cap : (size_t)(t - h);
+    if (r->seg_shift == 0 && t - h > r->cap)
+        return (size_t)r->cap;
+    return (size_t)(t - h);
 }
 
 /* ---- task_done / join ------------------------------------------------- */
 
 size_t weft__queue_fast_unfinished(const weft_queue *q)
 {
-    const weft__fring *r = q->ring;
+    const weft__fq *r = q->fast;
     uint64_t d = atomic_load_explicit(&r->done, memory_order_acquire);
-    uint64_t t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+    uint64_t t = cnt(r, atomic_load_explicit(&r->tail, memory_order_acquire));
     return t > d ? (size_t)(t - d) : 0;
 }
 
@@ -560,12 +640,12 @@ size_t weft__queue_fast_unfinished(const weft_queue *q)
  * -EOVERFLOW for a put that has not returned yet. */
 int weft__queue_fast_task_done(weft_queue *q)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     uint64_t d = atomic_load_explicit(&r->done, memory_order_relaxed);
     uint64_t t;
 
     do {
-        t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+        t = cnt(r, atomic_load_explicit(&r->tail, memory_order_acquire));
         if (d >= t)
             return -EOVERFLOW;
     } while (!atomic_compare_exchange_weak_explicit(
@@ -588,7 +668,7 @@ int weft__queue_fast_task_done(weft_queue *q)
  * zero after we registered. */
 int weft__queue_fast_join(weft_queue *q, int64_t deadline)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     weft__wait_entry e;
     int rc;
 
@@ -620,7 +700,7 @@ int weft__queue_fast_join(weft_queue *q, int64_t deadline)
 
 /* Subtract the n items an immediate shutdown withdrew from the unfinished
  * tasks, clamped at zero (done never passes tail). */
-static void withdraw(weft__fring *r, uint64_t t, uint64_t n)
+static void withdraw(weft__fq *r, uint64_t t, uint64_t n)
 {
     uint64_t d = atomic_load_explicit(&r->done, memory_order_relaxed);
     uint64_t nd;
@@ -636,13 +716,14 @@ static void withdraw(weft__fring *r, uint64_t t, uint64_t n)
 /* Called with the guard held and q->shut already raised to its new value. */
 void weft__queue_fast_shutdown(weft_queue *q, bool immediate)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     uint64_t h, t;
 
-    t = POS(atomic_fetch_or_explicit(&r->tail, CLOSED, memory_order_acq_rel));
+    t = cnt(r, atomic_fetch_or_explicit(&r->tail, CLOSED,
+                                        memory_order_acq_rel));
     if (immediate) {
-        h = POS(atomic_fetch_or_explicit(&r->head, CLOSED,
-                                         memory_order_acq_rel));
+        h = cnt(r, atomic_fetch_or_explicit(&r->head, CLOSED,
+                                            memory_order_acq_rel));
         withdraw(r, t, t > h ? t - h : 0);
         if (weft__queue_fast_unfinished(q) == 0) {
             weft__wake_all(&q->joiners, 0);
@@ -663,7 +744,7 @@ void weft__queue_fast_shutdown(weft_queue *q, bool immediate)
 size_t weft__queue_fast_take_undelivered(weft_queue *q, void **out,
                                          size_t cap)
 {
-    weft__fring *r = q->ring;
+    weft__fq *r = q->fast;
     size_t n = 0;
     uint64_t h, t;
 
@@ -673,8 +754,14 @@ size_t weft__queue_fast_take_undelivered(weft_queue *q, void **out,
         unlock(q);
         return 0;
     }
-    h = POS(atomic_load_explicit(&r->head, memory_order_acquire));
-    t = POS(atomic_load_explicit(&r->tail, memory_order_acquire));
+    h = cnt(r, atomic_load_explicit(&r->head, memory_order_acquire));
+    t = cnt(r, atomic_load_explicit(&r->tail, memory_order_acquire));
+    if (r->seg_shift != 0) {
+        for (; n < cap && h < t; h++)
+            out[n++] = weft__seg_take(r);
+        unlock(q);
+        return n;
+    }
     while (n < cap && h < t) {
         weft__fcell *c = cell_at(r, h);
         unsigned spins = 0;

@@ -39,9 +39,10 @@
  *   - unfinished counts successful puts minus task_done calls, minus the
  *     items an immediate shutdown withdrew (clamped at zero, as Python).
  *
- * Bounded FIFO queues of maxsize 2 to WEFT__FRING_MAX do not use any of
- * this: they keep their items in the lock-free ring of fast.c, and every
- * public call below hands them over to it first (q->ring is set).
+ * FIFO queues, bounded ones of maxsize 2 to WEFT__FRING_MAX and unbounded
+ * ones, do not use any of this: they keep their items in a lock-free store
+ * (fast.c's ring, seg.c's segments), and every public call below hands
+ * them over to fast.c first (q->fast is set).
  *
  * Locking: every field below the constant ones is guarded by
  * getters.guard.  shut is also atomic so that is_shutdown needs no lock.
@@ -87,7 +88,9 @@ static int wait_in(weft_queue *q, weft__waitq *wq, weft__wait_entry *e,
 
 /* ---- create / destroy ------------------------------------------------- */
 
-int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize)
+/* seg_shift: the segment size of an unbounded FIFO queue (see seg.c). */
+static int create(weft_queue **out, weft_queue_kind kind, size_t maxsize,
+                  unsigned seg_shift)
 {
     weft_queue *q;
     size_t cap = maxsize != 0 && maxsize < 64 ? maxsize : 64;
@@ -100,8 +103,10 @@ int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize)
     if (q == NULL)
         return -ENOMEM;
     q->store.kind = kind;
-    if (kind == WEFT_QUEUE_FIFO && maxsize >= 2 &&
-        maxsize <= WEFT__FRING_MAX)
+    if (kind == WEFT_QUEUE_FIFO && maxsize == 0)
+        rc = weft__queue_fast_init_seg(q, seg_shift);
+    else if (kind == WEFT_QUEUE_FIFO && maxsize >= 2 &&
+             maxsize <= WEFT__FRING_MAX)
         rc = weft__queue_fast_init(q, maxsize);
     else if (kind == WEFT_QUEUE_PRIORITY)
         rc = weft__heap_init(&q->store.u.heap, cap);
@@ -121,6 +126,18 @@ int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize)
     return 0;
 }
 
+int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize)
+{
+    return create(out, kind, maxsize, WEFT__SEG_SHIFT);
+}
+
+int weft__queue_create_seg(weft_queue **out, unsigned shift)
+{
+    if (shift < WEFT__SEG_SHIFT_MIN || shift > WEFT__SEG_SHIFT_MAX)
+        return -EINVAL;
+    return create(out, WEFT_QUEUE_FIFO, 0, shift);
+}
+
 /* Nobody may be parked: a parked thread (or one that timed out and is
  * about to take the guard to unlink itself) still holds a pointer to q.
  * After a 0 return the caller must not use q again, so nobody can race
@@ -133,7 +150,7 @@ int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item))
     busy = weft_queue_waiters(q) != 0;
     if (busy)
         return -EBUSY;
-    if (q->ring != NULL) {
+    if (q->fast != NULL) {
         weft__queue_fast_fini(q, free_item);
         free(q);
         return 0;
@@ -223,7 +240,7 @@ int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
 {
     int rc;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_put(q, item, deadline, -ETIMEDOUT);
     lock(q);
     rc = put_locked(q, item, prio);
@@ -243,7 +260,7 @@ int weft_queue_put_nowait(weft_queue *q, void *item)
 {
     int rc;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_put(q, item, WEFT_NOW, -EAGAIN);
     lock(q);
     rc = put_locked(q, item, 0);
@@ -330,7 +347,7 @@ int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
 
     if (prio == NULL)
         prio = &p;
-    if (q->ring != NULL) {
+    if (q->fast != NULL) {
         *prio = 0;
         return weft__queue_fast_get(q, item, deadline, -ETIMEDOUT);
     }
@@ -354,7 +371,7 @@ int weft_queue_get_nowait(weft_queue *q, void **item)
     int64_t prio;
     int rc;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_get(q, item, WEFT_NOW, -EAGAIN);
     lock(q);
     rc = get_locked(q, item, &prio);
@@ -371,7 +388,7 @@ size_t weft_queue_size(const weft_queue *q)
 {
     size_t n;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_size(q);
     lock(q);
     n = atomic_load_explicit(&q->shut, memory_order_relaxed) ==
@@ -411,7 +428,7 @@ size_t weft_queue_waiters(const weft_queue *q)
 
 int weft_queue_task_done(weft_queue *q)
 {
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_task_done(q);
     lock(q);
     if (q->unfinished == 0) {
@@ -432,7 +449,7 @@ int weft_queue_join(weft_queue *q, int64_t deadline)
     weft__wait_entry e;
     int rc;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_join(q, deadline);
     lock(q);
     if (q->unfinished == 0) {
@@ -457,7 +474,7 @@ size_t weft_queue_unfinished(const weft_queue *q)
 {
     size_t n;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_unfinished(q);
     lock(q);
     n = q->unfinished;
@@ -478,7 +495,7 @@ void weft_queue_shutdown(weft_queue *q, bool immediate)
         return;
     }
     atomic_store_explicit(&q->shut, want, memory_order_seq_cst);
-    if (q->ring != NULL) {
+    if (q->fast != NULL) {
         weft__queue_fast_shutdown(q, immediate);
         unlock(q);
         return;
@@ -508,7 +525,7 @@ size_t weft_queue_take_undelivered(weft_queue *q, void **out, size_t cap)
     size_t n = 0;
     int64_t prio;
 
-    if (q->ring != NULL)
+    if (q->fast != NULL)
         return weft__queue_fast_take_undelivered(q, out, cap);
     lock(q);
     if (atomic_load_explicit(&q->shut, memory_order_relaxed) ==

@@ -1,11 +1,14 @@
 /* queue_internal.h - the storage behind weft_queue: a growable ring for
- * FIFO and LIFO queues (ring.c) and a binary heap for priority queues
- * (heap.c), behind one small inline interface (store_*) that queue.c uses.
+ * LIFO queues and large bounded FIFO ones (ring.c) and a binary heap for
+ * priority queues (heap.c), behind one small inline interface (store_*)
+ * that queue.c uses; and the lock-free stores of the other FIFO queues
+ * (fast.c, seg.c), which fast.c drives.
  *
- * Storage is plain data: it does no locking of its own.  Every function
- * here needs the owning queue's guard held (queue.c says which).  The push
- * fast paths are inline; only growth (an allocation) goes out of line, so a
- * put that fits costs a few instructions.
+ * The locked storage is plain data: it does no locking of its own.  Every
+ * function of it needs the owning queue's guard held (queue.c says which).
+ * The push fast paths are inline; only growth (an allocation) goes out of
+ * line, so a put that fits costs a few instructions.  The lock-free stores
+ * say their own rules (fast.c, seg.c).
  */
 #ifndef WEFT_QUEUE_INTERNAL_H
 #define WEFT_QUEUE_INTERNAL_H
@@ -128,7 +131,15 @@ static inline void *store_pop(weft__qstore *s, int64_t *prio)
     }
 }
 
-/* ---- the lock-free ring of bounded FIFO queues (fast.c) ---------------- */
+/* ---- the lock-free stores of FIFO queues (fast.c, seg.c) -------------- */
+
+/* Bounded FIFO queues keep their items in a Vyukov ring (fast.c), unbounded
+ * ones in a list of segments (seg.c).  Both are driven by one waiting
+ * layer (fast.c), which sees a store through the state below: tail and
+ * head are indices whose bit 63 closes the store to puts (gets), and
+ * weft__fq_count turns an index into the number of positions before it,
+ * so counts, size and shutdown are the same code for both. */
+#define WEFT__FQ_CLOSED (UINT64_C(1) << 63)
 
 /* One cell of the ring: seq says whose turn it is (see fast.c). */
 typedef struct weft__fcell {
@@ -136,28 +147,81 @@ typedef struct weft__fcell {
     void *item;                /* ordered by seq's release/acquire */
 } weft__fcell;
 
-/* Each hot word has a cache line of its own: producers write tail,
- * consumers write head, task_done writes done; the line holding the
- * waiter mirrors and the constants is read by everybody and written only
- * when someone parks.  (A queue allocates it with 64-byte alignment.) */
-typedef struct weft__fring {
-    _Alignas(64) _Atomic uint64_t tail; /* next put position; bit 63: closed */
-    _Alignas(64) _Atomic uint64_t head; /* next get position; bit 63: closed */
+/* One slot of a segment (seg.c). */
+typedef struct weft__sslot {
+    void *item;                /* written before state 1, read after it */
+    _Atomic uint32_t state;    /* 0 empty, 1 item published, 2 item read */
+} weft__sslot;
+
+/* A segment: seg_cap slots, linked to the next one by the put that takes
+ * its last slot.  The slots start on a cache line of their own. */
+typedef struct weft__seg {
+    _Atomic(struct weft__seg *) next;
+    struct weft__seg *pend_next; /* on the pending list (seg.c) */
+    char pad[64 - 2 * sizeof(void *)];
+    weft__sslot slots[];
+} weft__seg;
+
+/* Each hot word has a cache line of its own: producers write tail (and
+ * tail_seg), consumers write head (and head_seg, tail_seen), task_done
+ * writes done; the line holding the waiter mirrors and the constants is
+ * read by everybody and written only when someone parks.  (A queue
+ * allocates it with 64-byte alignment.) */
+typedef struct weft__fq {
+    _Alignas(64) _Atomic uint64_t tail; /* next put index; bit 63: closed */
+    _Atomic(weft__seg *) tail_seg;      /* seg: the segment of tail */
+    weft__seg *_Atomic spare;           /* seg: one consumed segment kept */
+    weft__seg *_Atomic pending;         /* seg: consumed, a get not done */
+    _Alignas(64) _Atomic uint64_t head; /* next get index; bit 63: closed */
+    _Atomic(weft__seg *) head_seg;      /* seg: the segment of head */
+    _Atomic uint64_t tail_seen;         /* seg: tail as a get last read it */
     _Alignas(64) _Atomic uint64_t done; /* task_done calls + withdrawn items */
     _Alignas(64) _Atomic uint32_t nget; /* getters parked or parking */
     _Atomic uint32_t nput;              /* putters parked or parking */
     _Atomic uint32_t njoin;             /* joiners parked or parking */
     _Atomic int64_t woke_ns;            /* when serve last woke a waiter */
-    uint64_t cap;                       /* constant: maxsize */
-    uint64_t mask;                      /* constant: cap - 1 if a power of 2 */
-    int pow2;                           /* constant */
-    weft__fcell *cells;                 /* constant pointer */
-} weft__fring;
+    unsigned seg_shift;                 /* constant: 0 for the ring */
+    uint64_t seg_cap;                   /* constant: (1 << seg_shift) - 1 */
+    uint64_t cap;                       /* constant (ring): maxsize */
+    uint64_t mask;                      /* constant (ring): cap - 1 if pow2 */
+    int pow2;                           /* constant (ring) */
+    weft__fcell *cells;                 /* constant pointer (ring) */
+} weft__fq;
 
 /* Rings are used for bounded FIFO queues of maxsize 2 up to this size (the
  * cells are allocated up front, so larger bounds keep the growable locked
  * storage; with one cell a full cell's seq would equal a free one's). */
 #define WEFT__FRING_MAX ((size_t)1 << 16)
+
+/* Segments of unbounded FIFO queues hold (1 << WEFT__SEG_SHIFT) - 1 items
+ * (16 KiB each); tests make smaller ones through weft__queue_create_seg. */
+#define WEFT__SEG_SHIFT 10u
+#define WEFT__SEG_SHIFT_MIN 1u
+#define WEFT__SEG_SHIFT_MAX 20u
+
+/* The number of positions before index idx (closed bit cleared).  A ring
+ * index is a position; a segment index is lap << seg_shift | offset, where
+ * offset seg_cap (one past the last slot) means that the segment's last
+ * slot was taken and the index is moving on to the next segment. */
+static inline uint64_t weft__fq_count(const weft__fq *r, uint64_t idx)
+{
+    if (r->seg_shift == 0)
+        return idx;
+    return (idx >> r->seg_shift) * r->seg_cap +
+           (idx & ((UINT64_C(1) << r->seg_shift) - 1));
+}
+
+/* The segment store (seg.c).  put: 0, -EPIPE (tail closed) or -ENOMEM (a
+ * segment could not be allocated; nothing changed).  get: 0, -EAGAIN (no
+ * put has taken our position yet) or -EPIPE (head closed).  take: like get
+ * but ignores a closed head; only for take_undelivered (guard held, head
+ * closed, a position left before tail).  Both may wait a few instructions
+ * for a thread that took a position to finish with it. */
+int weft__seg_init(weft__fq *r, unsigned shift);
+void weft__seg_fini(weft__fq *r, void (*free_item)(void *item));
+int weft__seg_put(weft__fq *r, void *item);
+int weft__seg_get(weft__fq *r, void **item);
+void *weft__seg_take(weft__fq *r);
 
 /* ---- the queue -------------------------------------------------------- */
 
@@ -171,7 +235,7 @@ struct weft_queue {
     _Atomic int shut;         /* WEFT__Q_*; written under the guard */
     weft__waitq putters;      /* guarded by getters.guard */
     weft__waitq joiners;      /* guarded by getters.guard */
-    weft__fring *ring;        /* constant: non-NULL for the lock-free path */
+    weft__fq *fast;           /* constant: non-NULL for the lock-free path */
 };
 
 /* What a parked putter offers or a parked getter receives; it lives on the
@@ -184,8 +248,11 @@ struct weft__qslot {
     int done;
 };
 
-/* The lock-free path (fast.c).  Same contracts as the public calls. */
+/* The lock-free path (fast.c).  Same contracts as the public calls.  init
+ * makes a ring of cap cells; init_seg a segment store whose segments hold
+ * (1 << shift) - 1 items. */
 int weft__queue_fast_init(weft_queue *q, size_t cap);
+int weft__queue_fast_init_seg(weft_queue *q, unsigned shift);
 void weft__queue_fast_fini(weft_queue *q, void (*free_item)(void *item));
 int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
                          int nowait_rc);
@@ -198,5 +265,10 @@ size_t weft__queue_fast_unfinished(const weft_queue *q);
 void weft__queue_fast_shutdown(weft_queue *q, bool immediate);
 size_t weft__queue_fast_take_undelivered(weft_queue *q, void **out,
                                          size_t cap);
+
+/* An unbounded FIFO queue whose segments hold (1 << shift) - 1 items
+ * (WEFT__SEG_SHIFT_MIN to _MAX; else -EINVAL), for tests that want to cross
+ * segment boundaries often.  weft_queue_create uses WEFT__SEG_SHIFT. */
+int weft__queue_create_seg(weft_queue **out, unsigned shift);
 
 #endif

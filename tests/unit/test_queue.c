@@ -5,6 +5,11 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "queue/queue_internal.h" /* weft__queue_create_seg */
 
 #define P(i) ((void *)(uintptr_t)(i))
 #define I(p) ((uintptr_t)(p))
@@ -1194,6 +1199,301 @@ START_TEST(ring_parked_putter_times_out_and_keeps_item)
 }
 END_TEST
 
+/* ---- unbounded FIFO: the segment store (seg.c) ------------------------- */
+
+/* An unbounded FIFO queue whose segments hold (1 << shift) - 1 items. */
+static weft_queue *mkseg(unsigned shift)
+{
+    weft_queue *q = NULL;
+    ck_assert_rc(weft__queue_create_seg(&q, shift), 0);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_uint_eq(weft_queue_maxsize(q), 0);
+    return q;
+}
+
+static const unsigned seg_shifts[] = {1, 2, 3, 5, WEFT__SEG_SHIFT};
+#define NSHIFTS (sizeof seg_shifts / sizeof seg_shifts[0])
+
+START_TEST(seg_bad_shift_is_einval)
+{
+    weft_queue *q = NULL;
+    ck_assert_rc(weft__queue_create_seg(&q, 0), -EINVAL);
+    ck_assert_rc(weft__queue_create_seg(&q, WEFT__SEG_SHIFT_MAX + 1),
+                 -EINVAL);
+    ck_assert_ptr_null(q);
+}
+END_TEST
+
+/* Bursts of puts and gets of varying lengths cross segment boundaries at
+ * every offset; order, size and unfinished stay exact throughout. */
+START_TEST(seg_order_size_and_counts_across_segments)
+{
+    for (size_t k = 0; k < NSHIFTS; k++) {
+        weft_queue *q = mkseg(seg_shifts[k]);
+        uintptr_t next_put = 1, next_get = 1;
+        void *x;
+
+        for (int round = 0; round < 300; round++) {
+            int np = (round * 7) % 23 + 1, ng = (round * 5) % 19 + 1;
+            for (int i = 0; i < np; i++)
+                ck_assert_rc(weft_queue_put(q, P(next_put++), WEFT_NOW), 0);
+            for (int i = 0; i < ng && next_get < next_put; i++) {
+                ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+                ck_assert_uint_eq(I(x), next_get++);
+            }
+            ck_assert_uint_eq(weft_queue_size(q), next_put - next_get);
+            ck_assert_uint_eq(weft_queue_unfinished(q), next_put - 1);
+            ck_assert(!weft_queue_full(q));
+        }
+        while (next_get < next_put) {
+            ck_assert_rc(weft_queue_get(q, &x, WEFT_NOW), 0);
+            ck_assert_uint_eq(I(x), next_get++);
+        }
+        ck_assert_rc(weft_queue_get_nowait(q, &x), -EAGAIN);
+        ck_assert_rc(weft_queue_get(q, &x, WEFT_NOW), -ETIMEDOUT);
+        ck_assert(weft_queue_empty(q));
+        for (uintptr_t i = 1; i < next_put; i++)
+            ck_assert_rc(weft_queue_task_done(q), 0);
+        ck_assert_rc(weft_queue_task_done(q), -EOVERFLOW);
+        ck_assert_rc(weft_queue_join(q, WEFT_NOW), 0);
+        ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+    }
+}
+END_TEST
+
+/* A large backlog (many segments allocated at once), then drained: the
+ * default segment size crossed many times. */
+START_TEST(seg_large_backlog_in_order)
+{
+    weft_queue *q = mkq(WEFT_QUEUE_FIFO, 0);
+    long n = 100000;
+    void *x;
+
+    for (long i = 1; i <= n; i++)
+        ck_assert_rc(weft_queue_put_nowait(q, P(i)), 0);
+    ck_assert_uint_eq(weft_queue_size(q), (size_t)n);
+    for (long i = 1; i <= n; i++) {
+        ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+        ck_assert_uint_eq(I(x), (uintptr_t)i);
+    }
+    ck_assert_uint_eq(weft_queue_size(q), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), (size_t)n);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+START_TEST(seg_take_undelivered_in_parts_across_segments)
+{
+    for (size_t k = 0; k < NSHIFTS; k++) {
+        weft_queue *q = mkseg(seg_shifts[k]);
+        void *buf[3], *x;
+        uintptr_t want = 8;
+        size_t n;
+
+        for (int i = 1; i <= 40; i++)
+            ck_assert_rc(weft_queue_put(q, P(i), WEFT_FOREVER), 0);
+        for (int i = 1; i <= 7; i++) {
+            ck_assert_uint_eq(I(get1(q)), (uintptr_t)i);
+            ck_assert_rc(weft_queue_task_done(q), 0);
+        }
+        ck_assert_uint_eq(weft_queue_take_undelivered(q, buf, 3), 0);
+        weft_queue_shutdown(q, true);
+        ck_assert_uint_eq(weft_queue_size(q), 0);
+        ck_assert_uint_eq(weft_queue_unfinished(q), 0);
+        ck_assert_rc(weft_queue_get_nowait(q, &x), -EPIPE);
+        ck_assert_rc(weft_queue_get(q, &x, WEFT_FOREVER), -EPIPE);
+        ck_assert_rc(weft_queue_put_nowait(q, P(99)), -EPIPE);
+        while ((n = weft_queue_take_undelivered(q, buf, 3)) != 0)
+            for (size_t i = 0; i < n; i++)
+                ck_assert_uint_eq(I(buf[i]), want++);
+        ck_assert_uint_eq(want, 41);
+        ck_assert_rc(weft_queue_task_done(q), -EOVERFLOW);
+        ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+    }
+}
+END_TEST
+
+START_TEST(seg_graceful_shutdown_drains_across_segments)
+{
+    for (size_t k = 0; k < NSHIFTS; k++) {
+        weft_queue *q = mkseg(seg_shifts[k]);
+        void *buf[1], *x;
+
+        for (int i = 1; i <= 30; i++)
+            ck_assert_rc(weft_queue_put(q, P(i), WEFT_FOREVER), 0);
+        weft_queue_shutdown(q, false);
+        ck_assert_rc(weft_queue_put(q, P(31), WEFT_FOREVER), -EPIPE);
+        ck_assert_uint_eq(weft_queue_size(q), 30);
+        for (int i = 1; i <= 30; i++) {
+            ck_assert_rc(weft_queue_get(q, &x, WEFT_FOREVER), 0);
+            ck_assert_uint_eq(I(x), (uintptr_t)i);
+        }
+        ck_assert_rc(weft_queue_get(q, &x, WEFT_FOREVER), -EPIPE);
+        ck_assert_rc(weft_queue_get_nowait(q, &x), -EPIPE);
+        ck_assert_uint_eq(weft_queue_take_undelivered(q, buf, 1), 0);
+        ck_assert_uint_eq(weft_queue_unfinished(q), 30);
+        /* Upgrading to immediate withdraws nothing: nothing is left. */
+        weft_queue_shutdown(q, true);
+        ck_assert_uint_eq(weft_queue_unfinished(q), 30);
+        ck_assert_uint_eq(weft_queue_take_undelivered(q, buf, 1), 0);
+        ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+    }
+}
+END_TEST
+
+START_TEST(seg_destroy_frees_queued_and_undelivered_items)
+{
+    for (size_t k = 0; k < NSHIFTS; k++) {
+        for (int imm = 0; imm <= 1; imm++) {
+            weft_queue *q = mkseg(seg_shifts[k]);
+            void *buf[4];
+            /* Items 1..50 put, 1..9 got; immediate: 4 more taken back. */
+            for (int i = 1; i <= 50; i++)
+                ck_assert_rc(weft_queue_put(q, P(i), WEFT_NOW), 0);
+            for (int i = 1; i <= 9; i++)
+                ck_assert_uint_eq(I(get1(q)), (uintptr_t)i);
+            if (imm) {
+                weft_queue_shutdown(q, true);
+                ck_assert_uint_eq(weft_queue_take_undelivered(q, buf, 4), 4);
+                ck_assert_uint_eq(I(buf[3]), 13);
+            }
+            freed_count = 0;
+            freed_sum = 0;
+            ck_assert_rc(weft_queue_destroy(q, count_free), 0);
+            ck_assert_int_eq(freed_count, imm ? 37 : 41);
+            ck_assert_uint_eq(freed_sum,
+                              1275 - 45 - (imm ? 10 + 11 + 12 + 13 : 0));
+        }
+    }
+}
+END_TEST
+
+/* Items that own memory: ASan's leak check sees any item or segment that
+ * destroy misses. */
+START_TEST(seg_destroy_with_malloced_items)
+{
+    weft_queue *q = mkseg(2);
+    void *x;
+    for (int i = 0; i < 100; i++) {
+        int *p = malloc(sizeof *p);
+        ck_assert_ptr_nonnull(p);
+        *p = i;
+        ck_assert_rc(weft_queue_put(q, p, WEFT_NOW), 0);
+    }
+    for (int i = 0; i < 33; i++) {
+        ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+        ck_assert_int_eq(*(int *)x, i);
+        free(x);
+    }
+    ck_assert_rc(weft_queue_destroy(q, free), 0);
+}
+END_TEST
+
+START_TEST(seg_parked_getters_served_in_order)
+{
+    weft_queue *q = mkseg(1);
+    struct qarg a[3];
+    tt *t[3];
+
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct qarg){.q = q, .timeout = -1};
+        t[i] = tt_start(get_thread, &a[i]);
+        await_waiters(q, (size_t)i + 1);
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_rc(weft_queue_put(q, P(10 + i), WEFT_NOW), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_rc(tt_join(t[i]), 0);
+        ck_assert_uint_eq(I(a[i].item), 10 + i);
+    }
+    ck_assert_uint_eq(weft_queue_size(q), 0);
+    ck_assert_uint_eq(weft_queue_unfinished(q), 3);
+    ck_assert_uint_eq(weft_queue_waiters(q), 0);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+START_TEST(seg_timed_getter_times_out_then_gets)
+{
+    weft_queue *q = mkseg(2);
+    void *x;
+    int64_t t0 = weft_now();
+    ck_assert_rc(weft_queue_get(q, &x, weft_deadline_in(MS(30))), -ETIMEDOUT);
+    ck_assert_elapsed(t0, MS(30), MS(2000));
+    ck_assert_uint_eq(weft_queue_waiters(q), 0);
+    ck_assert_rc(weft_queue_put(q, P(5), WEFT_NOW), 0);
+    ck_assert_rc(weft_queue_get(q, &x, weft_deadline_in(MS(30))), 0);
+    ck_assert_uint_eq(I(x), 5);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+}
+END_TEST
+
+/* Address-space limits do not mix with the sanitizers' shadow memory, so
+ * the -ENOMEM test runs in release builds only. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NO_RLIMIT_AS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NO_RLIMIT_AS 1
+#endif
+#endif
+
+#ifndef NO_RLIMIT_AS
+/* The virtual memory this process maps now (VmSize), in bytes. */
+static size_t vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    ck_assert_uint_gt(kb, 0);
+    return kb * 1024;
+}
+#endif
+
+/* A put that needs a new segment and cannot allocate it fails with -ENOMEM
+ * and changes nothing; once memory is back it succeeds. */
+START_TEST(seg_enomem_leaves_the_queue_unchanged)
+{
+#ifdef NO_RLIMIT_AS
+    return;
+#else
+    /* 1 MiB segments: malloc maps each one on its own. */
+    weft_queue *q = mkseg(16);
+    size_t cap = ((size_t)1 << 16) - 1;
+    struct rlimit old, lim;
+    void *x;
+    int rc;
+
+    for (size_t i = 1; i < cap; i++)
+        ck_assert_rc(weft_queue_put_nowait(q, P(i)), 0);
+    ck_assert_rc(getrlimit(RLIMIT_AS, &old), 0);
+    lim = old;
+    lim.rlim_cur = vm_size() + 256 * 1024;
+    ck_assert_rc(setrlimit(RLIMIT_AS, &lim), 0);
+    /* The put of the segment's last slot must allocate the next one. */
+    rc = weft_queue_put_nowait(q, P(cap));
+    ck_assert_rc(setrlimit(RLIMIT_AS, &old), 0);
+    ck_assert_rc(rc, -ENOMEM);
+    ck_assert_uint_eq(weft_queue_size(q), cap - 1);
+    ck_assert_uint_eq(weft_queue_unfinished(q), cap - 1);
+    ck_assert_rc(weft_queue_put(q, P(cap), WEFT_NOW), 0);
+    ck_assert_rc(weft_queue_put(q, P(cap + 1), WEFT_NOW), 0);
+    ck_assert_uint_eq(weft_queue_size(q), cap + 1);
+    for (size_t i = 1; i <= cap + 1; i++) {
+        ck_assert_rc(weft_queue_get_nowait(q, &x), 0);
+        ck_assert_uint_eq(I(x), i);
+    }
+    ck_assert_rc(weft_queue_get_nowait(q, &x), -EAGAIN);
+    ck_assert_rc(weft_queue_destroy(q, NULL), 0);
+#endif
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -1250,6 +1550,16 @@ static Suite *queue_suite(void)
     tcase_add_test(c, ring_parked_getters_served_in_order);
     tcase_add_test(c, ring_take_undelivered_in_parts_after_wrap);
     tcase_add_test(c, ring_task_done_and_join);
+    tcase_add_test(c, seg_bad_shift_is_einval);
+    tcase_add_test(c, seg_order_size_and_counts_across_segments);
+    tcase_add_test(c, seg_large_backlog_in_order);
+    tcase_add_test(c, seg_take_undelivered_in_parts_across_segments);
+    tcase_add_test(c, seg_graceful_shutdown_drains_across_segments);
+    tcase_add_test(c, seg_destroy_frees_queued_and_undelivered_items);
+    tcase_add_test(c, seg_destroy_with_malloced_items);
+    tcase_add_test(c, seg_parked_getters_served_in_order);
+    tcase_add_test(c, seg_timed_getter_times_out_then_gets);
+    tcase_add_test(c, seg_enomem_leaves_the_queue_unchanged);
     tcase_add_test(c, ring_parked_putter_times_out_and_keeps_item);
     suite_add_tcase(s, c);
     return s;
