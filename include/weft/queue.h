@@ -51,13 +51,14 @@ int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item));
 
 /* Put an item (priority 0 for a priority queue).  0, -ETIMEDOUT (still
  * full at the deadline), -EPIPE (shut down), -ECANCELED, -ENOMEM (the
- * storage could not grow).  On any error the item was not queued and stays
- * the caller's.  If a consumer is already waiting, the item goes straight
- * to it (the oldest item, on a FIFO queue), and parked putters are served
- * in order.  Bounded FIFO queues (maxsize 2 to 65536) are lock-free while
- * neither side has to wait; there a put or get that overlaps another one
- * still finishing may see the queue full (empty) for those few
- * instructions. */
+ * storage could not grow: for an unbounded FIFO queue, a new segment could
+ * not be allocated).  On any error the item was not queued and stays the
+ * caller's.  If a consumer is already waiting, the item goes straight to it
+ * (the oldest item, on a FIFO queue), and parked putters are served in
+ * order.  Unbounded FIFO queues and bounded ones of maxsize 2 to 65536 are
+ * lock-free while neither side has to wait; there a put or get that
+ * overlaps another one still finishing may see the queue full (empty) for
+ * those few instructions. */
 int weft_queue_put(weft_queue *q, void *item, int64_t deadline);
 /* Put with a priority; on FIFO and LIFO queues the priority is ignored. */
 int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
