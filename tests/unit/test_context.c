@@ -424,15 +424,18 @@ static void pp_b(tctx *self, void *arg)
     }
 }
 
-START_TEST(t_pingpong)
+/* Ping-pong between main and two made contexts for rounds rounds. */
+static void check_pingpong(long rounds)
 {
     static pp s;
+
+    memset(&s, 0, sizeof s);
     void *sa = stack_new(STACK), *sb = stack_new(STACK);
 
     t_init_main(&t_main);
     t_make(&s.a, sa, STACK, pp_a, &s, &t_main);
     t_make(&s.b, sb, STACK, pp_b, &s, &s.a);
-    s.rounds = 100000 * test_scale();
+    s.rounds = rounds;
     for (long i = 0; i < s.rounds; i++) {
         ck_assert(s.v == 3 * i);
         tswitch(&t_main, &s.a);
@@ -446,6 +449,11 @@ START_TEST(t_pingpong)
     t_free(&s.b);
     stack_free(sa, STACK);
     stack_free(sb, STACK);
+}
+
+START_TEST(t_pingpong)
+{
+    check_pingpong(100000 * test_scale());
 }
 END_TEST
 
@@ -469,9 +477,11 @@ static void ring_body(tctx *self, void *arg)
     }
 }
 
-START_TEST(t_made_to_made)
+static void check_ring(void)
 {
     static ring r;
+
+    memset(&r, 0, sizeof r);
     void *st[RING];
 
     t_init_main(&t_main);
@@ -495,6 +505,11 @@ START_TEST(t_made_to_made)
         t_free(&r.c[i]);
         stack_free(st[i], STACK);
     }
+}
+
+START_TEST(t_made_to_made)
+{
+    check_ring();
 }
 END_TEST
 
@@ -544,9 +559,11 @@ static void loc_body(tctx *self, void *arg)
     }
 }
 
-START_TEST(t_locals_survive)
+static void check_locals(void)
 {
     static loc s;
+
+    memset(&s, 0, sizeof s);
     void *st = stack_new(STACK);
 
     t_init_main(&t_main);
@@ -563,7 +580,13 @@ START_TEST(t_locals_survive)
     t_free(&s.a);
     stack_free(st, STACK);
 }
+
+START_TEST(t_locals_survive)
+{
+    check_locals();
+}
 END_TEST
+
 
 /* weft__context_switch_ret, the variant for symmetric switches (green
  * threads switching directly to each other): the ping-pong, the ring of
@@ -572,57 +595,10 @@ END_TEST
  * one are resumed by the other. */
 START_TEST(t_switch_ret)
 {
-    static pp s;
-    static ring r;
-    static loc l;
-    void *sa = stack_new(STACK), *sb = stack_new(STACK);
-    void *st[RING];
-
     t_switch_fn = weft__context_switch_ret;
-    t_init_main(&t_main);
-    t_make(&s.a, sa, STACK, pp_a, &s, &t_main);
-    t_make(&s.b, sb, STACK, pp_b, &s, &s.a);
-    s.rounds = 10000;
-    for (long i = 0; i < s.rounds; i++) {
-        ck_assert(s.v == 3 * i);
-        tswitch(&t_main, &s.a);
-        ck_assert_msg(s.v == 3 * i + 2, "main: v %ld, want %ld", s.v, 3 * i + 2);
-        s.v++;
-    }
-    s.stop = 1;
-    tswitch(&t_main, &s.a);
-    ck_assert(s.a.done && s.b.done);
-    t_free(&s.a);
-    t_free(&s.b);
-
-    r.laps = 3;
-    for (int i = 0; i < RING; i++) {
-        st[i] = stack_new(STACK);
-        t_make(&r.c[i], st[i], STACK, ring_body, &r,
-               i + 1 < RING ? &r.c[i + 1] : &t_main);
-    }
-    for (int lap = 0; lap <= r.laps; lap++)
-        tswitch(&t_main, &r.c[0]);
-    for (int i = 0; i < r.laps * RING; i++)
-        ck_assert_msg(r.log[i] == i % RING, "log[%d] = %d", i, r.log[i]);
-    for (int i = 0; i < RING; i++) {
-        ck_assert(r.c[i].done);
-        t_free(&r.c[i]);
-        stack_free(st[i], STACK);
-    }
-
-    l.rounds = 1000;
-    t_make(&l.a, sa, STACK, loc_body, &l, &t_main);
-    for (int k = 0; k <= l.rounds; k++) {
-        unsigned long seed = 0xc2b2ae3d27d4eb4fUL ^ (unsigned long)k;
-        ck_assert(locals_across(&t_main, &l.a, seed, 1) ==
-                  locals_across(NULL, NULL, seed, 0));
-    }
-    ck_assert(l.a.done);
-    ck_assert_int_eq(l.bad, 0);
-    t_free(&l.a);
-    stack_free(sa, STACK);
-    stack_free(sb, STACK);
+    check_pingpong(10000);
+    check_ring();
+    check_locals();
 }
 END_TEST
 
