@@ -41,14 +41,27 @@
  * exit) or -ETIMEDOUT (timeout; the worker is killed with SIGKILL), with a
  * message naming the task, the worker's pid and the signal or exit code,
  * e.g. "task 'crash' failed: worker 1234 killed by signal 11 (SIGSEGV)".
- * The worker is replaced and every other task goes on.  The parent never
+ * The worker is replaced and every other task goes on; a task that had
+ * been sent to that worker behind the one it ran (see below) had not
+ * started, and runs in another worker.  The parent never
  * waits on a dead worker: the forkserver reports each worker's exit, and
  * timeouts are measured in the parent on the monotonic clock.
  *
+ * Sent tasks.  While tasks wait, a busy worker is sent its next task
+ * ahead, behind the one it runs (at most two per worker, as CPython's
+ * ProcessPoolExecutor keeps a call queued ahead), so that it starts it as
+ * soon as it finishes.  A task is RUNNING (weft_future_running) from the
+ * moment it is sent, even before its worker starts it.  Its timeout
+ * counts from when it starts: when it is sent to a worker with nothing
+ * else to do, or when the task before it on that worker reports.
+ *
  * Cancelling.  weft_future_cancel cancels a task that has not been sent to
- * a worker (it is then never sent); weft_process_pool_kill_task kills the
- * worker running a task (the task fails with -ECANCELED; the worker is
- * replaced).
+ * a worker (it is then never sent); once sent it fails with -EBUSY, as
+ * for any running future.  weft_process_pool_kill_task kills the worker
+ * running a task (the task fails with -ECANCELED; the worker is
+ * replaced); for a task sent but not yet started it fails the task at
+ * once and lets the worker finish the task it runs, then kills it when it
+ * reaches the killed one.
  *
  * Shutdown, as in weft/executor.h: after shutdown, submit returns -EPIPE;
  * queued tasks still run unless WEFT_SHUTDOWN_CANCEL_PENDING is given;
@@ -149,9 +162,11 @@ typedef struct weft_process_pool_opts {
     size_t initarg_len;
     int max_tasks_per_worker;   /* 0: unlimited; else a worker exits after
                                    this many tasks and a new one replaces
-                                   it (a map chunk counts as one) */
+                                   it (a map chunk counts as one); it is
+                                   never sent more than that */
     int64_t task_timeout_ns;    /* 0: none; else each task's default
-                                   limit, from when a worker receives it */
+                                   limit, from when the task starts (see
+                                   "Sent tasks" above) */
     size_t queue_capacity;      /* 0: unbounded; else submit parks while
                                    this many tasks wait for a worker */
 } weft_process_pool_opts;
@@ -176,9 +191,15 @@ int weft_process_pool_submit(weft_process_pool *p, const char *name,
                              weft_future **out, int64_t deadline);
 
 /* Kill the worker running f's task: the task fails with -ECANCELED and the
- * worker is replaced.  A task not yet sent is cancelled as
- * weft_future_cancel does.  0; -EBUSY (f is already done); -ESRCH (f is
- * not a task of p); -EINVAL. */
+ * worker is replaced; a task sent behind it is not lost (it runs in
+ * another worker), except in one race: if the worker finishes f's task
+ * and starts that one in the microseconds before the kill lands, the kill
+ * hits it and it fails with WEFT_EWORKER ("killed by signal 9"), never
+ * running twice.  (The same holds for a timeout.)  A task not yet sent is cancelled as weft_future_cancel
+ * does.  A task sent but not yet started fails with -ECANCELED at once;
+ * its worker finishes the task it runs and is killed (and replaced) when
+ * it reaches f's task.  0; -EBUSY (f is already done, or its result has
+ * arrived); -ESRCH (f is not a task of p); -EINVAL. */
 int weft_process_pool_kill_task(weft_process_pool *p, weft_future *f);
 
 /* Shut down (see the top).  0; -ETIMEDOUT (processes still running at the

@@ -9,40 +9,74 @@
  * and written resumably, so short reads and writes, EINTR and EOF at any
  * byte are all ordinary).  Each read takes all that a worker sent (several
  * frames at once, one system call per burst); a frame is handled as soon
- * as it is whole.  On a RESULT the manager first hands that worker its next
- * queued task, then completes the finished task's future (which may wake a
- * waiter, run callbacks): the worker works meanwhile.  When nothing is
- * queued it marks the worker idle, and a submit may then write a task to
- * it directly (pool.h); the manager takes such a task as the worker's cur
+ * as it is whole.  When nothing is queued a worker with nothing in flight
+ * is marked idle, and a submit may then write a task to it directly
+ * (pool.h); the manager takes such a task as the worker's cur
  * (claim_direct) before it acts on that worker, and learns of it at the
- * latest from the worker's reply.  The poll timeout is the nearest task deadline
- * (monotonic clock, measured here, never by the worker).  This thread is
- * internal and waits in ppoll directly; no user thread ever waits on it
- * except through weft waits (pool.c).
+ * latest from the worker's reply.  The poll timeout is the nearest task
+ * deadline (monotonic clock, measured here, never by the worker).  This
+ * thread is internal and waits in ppoll directly; no user thread ever
+ * waits on it except through weft waits (pool.c).
  *   (Rejected: one thread per worker blocking on its socket.  Twice the
  *   threads, and timeouts and exits would still need a watcher.)
+ *
+ * Pipelining.  A worker has up to two tasks in flight (CPython keeps one
+ * extra call queued, EXTRA_QUEUED_CALLS): cur, which it runs, and behind,
+ * sent and waiting in its socket, so that after writing a result it reads
+ * its next task at once instead of waiting for this thread to wake, read
+ * the result and send.  A worker with nothing in flight gets one task
+ * (plan); the second is sent when a result comes back (on_result: behind
+ * becomes cur, then fill_locked sends more), and only while at least one
+ * task per worker waits, so a short queue is spread over the workers
+ * rather than stacked behind a slow task, and a task queued behind a slow
+ * one stays cancellable until then.  A worker is never sent more tasks
+ * than its max_tasks share lets it run.  The result is handled after the
+ * worker has its next task: completing the future (which may wake a
+ * waiter, run callbacks) overlaps the worker's work.
+ *   (Rejected: a "started" notice from the worker per task.  A frame more
+ *   per task, and not needed: the worker runs its tasks in order and
+ *   writes each result before it starts the next, so the first task in flight
+ *   without a result is the one it runs.)
+ *
+ * What "sent" means.  A task's future is RUNNING from the moment it leaves
+ * the queue (as CPython's moving a call into its call queue), so cancel
+ * fails on a task behind another.  Its timeout counts from when it starts:
+ * at once for a worker with nothing in flight, and for behind when the
+ * result of the task before it is read.  kill_task of behind fails it at
+ * once (pool.c marks it abandoned); the worker runs the task before it
+ * undisturbed and is killed when it reaches the abandoned one (on_result),
+ * whose result is ignored if it comes at all.
  *
  * How a worker's end is judged.  The forkserver reaps every worker and
  * sends EXITED with the wait status; that, not the socket's EOF, is when
  * the manager decides: it first drains what the dead worker wrote (a
- * result sent just before the end still counts), then fails the task it
- * was running, if any, with WEFT_EWORKER and the signal or exit code, and
- * frees the slot.  A timeout or kill_task fails the task at once, SIGKILLs
- * the worker (through its pidfd: no pid-reuse race) and leaves the slot
- * DYING until EXITED.  If the forkserver itself dies, every worker dies
- * with it (PDEATHSIG); the pool is then broken.
+ * result sent just before the end still counts, and moves behind to cur),
+ * then settles its tasks: cur, the first without a result, is the one it
+ * ran and fails with WEFT_EWORKER and the signal or exit code (unless its
+ * frame was never wholly sent: then it never started); behind never
+ * started and goes back to the head of the queue for another worker or
+ * the replacement.  A crash fails only the task it hit.  A timeout or
+ * kill_task first reads what the worker has written (if cur's result is
+ * there, cur finished and nothing is done), then fails cur, marks it
+ * abandoned and SIGKILLs the worker (through its pidfd: no pid-reuse
+ * race), leaving the slot DYING with its socket open until EXITED.  If the
+ * worker finished cur and started behind in the few microseconds before
+ * the signal landed, its result for cur is read then, and behind is what
+ * the kill hit: it fails, as in a crash, rather than run twice.
+ * Otherwise behind goes back to the queue.  If the forkserver itself dies, every worker dies
+ * with it (PDEATHSIG); the pool is then broken and what was put back
+ * fails with it.
  *
- * Invariants: a worker is W_BUSY iff cur != NULL (once claim_direct has
- * run: a directly submitted task is `direct` until then); cur is cleared
- * only after its future is completed; a task popped from the queue is
- * either sent (set_running succeeded) or dropped because it was cancelled,
- * never both; idle is set only for a W_IDLE worker with an open socket and
- * nothing to send, and cleared (under lock) before the manager closes
- * that socket; a worker has at most one task in flight, so the task a dead
- * worker was running is always known.
- *   (Not done: pipelining several tasks per worker.  It would make a sent
- *   but not started task impossible to cancel, and which task a dead
- *   worker was running ambiguous without a start notice per task.)
+ * Invariants: a worker is W_BUSY or W_DYING when cur != NULL, and W_BUSY
+ * means cur != NULL (once claim_direct has run: a directly submitted task
+ * is `direct` until then); behind != NULL implies cur != NULL; an
+ * abandoned cur only in a DYING worker; a task is always findable by
+ * kill_task (queue, direct, cur, behind or finishing) until its future is
+ * completed; a task popped from the queue is either sent (set_running
+ * succeeded, or it was requeued RUNNING) or dropped because it was
+ * cancelled, never both; idle is set only for a W_IDLE worker with an
+ * open socket and nothing to send, and cleared (under lock) before the
+ * manager closes that socket.
  * Locking: see pool.h.
  */
 #include <errno.h>
@@ -171,7 +205,8 @@ static void set_broken(weft_process_pool *p, const char *msg)
 
 /* Under lock: take a task a submit handed to w directly (pool.h) as cur,
  * and stop direct submits to w.  The manager calls this before it acts on
- * a worker that may be idle; after it, w's state is the truth again. */
+ * a worker that may be idle; after it, w's state is the truth again.  The
+ * rest of a frame the socket did not take is sent as t->sent says. */
 static void claim_direct_locked(pworker *w)
 {
     ptask *t = w->direct;
@@ -181,11 +216,6 @@ static void claim_direct_locked(pworker *w)
     w->direct = NULL;
     w->cur = t;
     w->state = W_BUSY;
-    if (t->sent < t->frame.len) { /* the socket was full: send the rest */
-        w->tx = t->frame.data + t->sent;
-        w->txlen = t->frame.len - t->sent;
-        w->txoff = 0;
-    }
 }
 
 static void claim_direct(weft_process_pool *p, pworker *w)
@@ -196,7 +226,8 @@ static void claim_direct(weft_process_pool *p, pworker *w)
 }
 
 /* Under lock: the first queued task not cancelled, now RUNNING, or NULL;
- * the cancelled ones go on *dropped (never sent, freed by the caller). */
+ * the cancelled ones go on *dropped (never sent, freed by the caller).  A
+ * requeued task is RUNNING already. */
 static ptask *pop_task(weft_process_pool *p, ptask **dropped)
 {
     while (p->head != NULL) {
@@ -207,12 +238,54 @@ static ptask *pop_task(weft_process_pool *p, ptask **dropped)
         p->qlen--;
         t->next = NULL;
         weft_cond_notify(&p->space, 1);
-        if (weft_future_set_running(t->fut) == 0)
+        if (t->requeued || weft_future_set_running(t->fut) == 0)
             return t;
         t->next = *dropped; /* cancelled while queued: never sent */
         *dropped = t;
     }
     return NULL;
+}
+
+/* Under lock: put t, sent to a worker that never started it, back at the
+ * head of the queue (its future stays RUNNING: requeued tells pop_task).
+ * false if the pool is broken: nothing would run it, the caller fails it. */
+static bool requeue_locked(weft_process_pool *p, ptask *t)
+{
+    if (atomic_load(&p->broken))
+        return false;
+    t->sent = 0;
+    t->deadline = 0;
+    t->requeued = true;
+    t->next = p->head;
+    p->head = t;
+    if (p->tail == NULL)
+        p->tail = t;
+    p->qlen++;
+    return true;
+}
+
+/* Under lock: give w queued tasks until it has two in flight, never more
+ * than it will run before its max_tasks share retires it.  The second
+ * (behind) is taken only while at least one task per worker waits (it
+ * included): a short queue goes one task per worker, so a task rarely
+ * waits behind a slow one while another worker could have run it. */
+static void fill_locked(weft_process_pool *p, pworker *w, ptask **dropped)
+{
+    while (w->behind == NULL && p->head != NULL) {
+        int inflight = w->cur != NULL;
+        ptask *t;
+        if (p->max_tasks > 0 && w->ntasks + inflight >= p->max_tasks)
+            return;
+        if (inflight && p->qlen < (size_t)p->max_workers)
+            return;
+        t = pop_task(p, dropped);
+        if (t == NULL)
+            return;
+        if (w->cur == NULL)
+            w->cur = t;
+        else
+            w->behind = t;
+    }
 }
 
 static void free_tasks(ptask *t)
@@ -222,6 +295,13 @@ static void free_tasks(ptask *t)
         weft__process_task_free(t);
         t = next;
     }
+}
+
+static void fail_broken(weft_process_pool *p, ptask *t)
+{
+    weft_future_set_error(t->fut, WEFT_EBROKEN, "task '%s' not run: %s",
+                          t->entry->name, p->broken_msg);
+    weft__process_task_free(t);
 }
 
 static void count_workers(weft_process_pool *p)
@@ -243,18 +323,95 @@ static void close_worker(pworker *w)
     w->state = W_DYING;
 }
 
+/* SIGKILL w and leave it DYING until the forkserver reports it.  Its
+ * socket stays open: what it wrote before it died is read (the result of
+ * cur means it had started behind) before EXITED judges it. */
 static void kill_worker(pworker *w)
 {
     if (w->pidfd < 0 || pidfd_send_signal(w->pidfd, SIGKILL, NULL, 0) != 0)
         kill(w->pid, SIGKILL); /* no pidfd: the pid is ours until reaped */
-    close_worker(w);
+    w->tx = NULL;
+    w->state = W_DYING;
 }
 
-/* Start sending frame[0..len) to w; write what the socket takes now. */
-static int start_send(pworker *w, const unsigned char *frame, size_t len);
+static bool read_worker(weft_process_pool *p, pworker *w);
+static void lost_worker(weft_process_pool *p, pworker *w);
+
+/* Fail w's running task with code (timeout, kill_task) and kill w.  With
+ * drain, what w has written is read first: if the task's result is in,
+ * it finished and nothing is done (the kill came too late), and the
+ * window in which w could finish it and start behind before the signal
+ * lands shrinks to a few microseconds.  The task stays cur, abandoned,
+ * until w's end is judged: a result it still sends is ignored but says
+ * that behind had started (and was hit by the kill). */
+static void abandon_cur(weft_process_pool *p, pworker *w, bool drain,
+                        int code, const char *verb, const char *why)
+{
+    ptask *t;
+    int before = w->ntasks;
+    if (drain && w->fd >= 0 && !read_worker(p, w))
+        lost_worker(p, w);
+    if (w->ntasks != before || w->state != W_BUSY)
+        return; /* it finished (or more) while we looked */
+    t = w->cur;
+    weft_future_set_error(t->fut, code, "task '%s' %s: worker %d %s",
+                          t->entry->name, verb, (int)w->pid, why);
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    t->abandoned = true;
+    w->kill = false;
+    weft_lock_release(&p->lock);
+    kill_worker(w);
+}
+
+/* w's process is gone (or lost with the forkserver) and all it wrote has
+ * been read.  It ran its tasks in order, so cur, the first without a
+ * result, is the one it was running and fails with why, unless its frame
+ * was never wholly sent (then it never started); behind never started.
+ * Tasks that never started go back to the head of the queue, in order;
+ * abandoned ones (already failed) are just freed. */
+static void settle(weft_process_pool *p, pworker *w, const char *why)
+{
+    ptask *run, *t, *drop = NULL, *broken = NULL;
+
+    weft_lock_acquire(&p->lock, WEFT_FOREVER);
+    run = w->cur;
+    t = w->behind;
+    w->behind = NULL;
+    if (t != NULL && !t->abandoned && !requeue_locked(p, t)) {
+        t->next = broken;
+        broken = t;
+    } else if (t != NULL && t->abandoned) {
+        t->next = drop;
+        drop = t;
+    }
+    if (run != NULL &&
+        (run->abandoned || run->sent < run->frame.len)) {
+        w->cur = NULL;
+        w->kill = false;
+        if (run->abandoned) {
+            run->next = drop;
+            drop = run;
+        } else if (!requeue_locked(p, run)) {
+            run->next = broken;
+            broken = run;
+        }
+        run = NULL;
+    }
+    weft_lock_release(&p->lock);
+    free_tasks(drop);
+    while (broken) {
+        t = broken;
+        broken = t->next;
+        fail_broken(p, t);
+    }
+    if (run != NULL)
+        task_fail(p, w, WEFT_EWORKER, "failed", why);
+}
 
 static void free_slot(weft_process_pool *p, pworker *w)
 {
+    ptask *t;
+    WEFT_ASSERT(w->cur == NULL && w->behind == NULL);
     if (w->fd >= 0)
         close(w->fd);
     if (w->pidfd >= 0)
@@ -269,43 +426,70 @@ static void free_slot(weft_process_pool *p, pworker *w)
     w->state = W_FREE;
     weft_lock_acquire(&p->lock, WEFT_FOREVER);
     w->gone = false;
+    t = w->finishing;
+    w->finishing = NULL;
     weft_lock_release(&p->lock);
+    weft__process_task_free(t);
 }
 
-static void lost_worker(weft_process_pool *p, pworker *w);
+static int write_worker(pworker *w);
 
-/* w sent the RESULT of cur.  Hand w its next queued task first, so that
- * it works while this thread completes the future (and wakes its waiter);
- * or mark it idle for direct submits; or retire it if it did its share. */
+/* True if a frame (INIT, cur's or behind's) is not wholly sent to w. */
+static bool tx_pending(const pworker *w)
+{
+    return w->tx != NULL ||
+           (w->cur != NULL && w->cur->sent < w->cur->frame.len) ||
+           (w->behind != NULL && w->behind->sent < w->behind->frame.len);
+}
+
+/* w sent the RESULT of cur, so behind (if any) has started: it becomes
+ * cur, and its timeout runs from now.  Hand w more queued work first
+ * (fill_locked), so that it has its next task at hand while this thread
+ * completes the finished task's future (and wakes its waiter); or mark it
+ * idle for direct submits; or retire it if it did its share.  If the task
+ * that starts now was killed by kill_task before it started, kill w.  A
+ * DYING worker (killed, its results drained) gets nothing new. */
 static void on_result(weft_process_pool *p, pworker *w,
                       const unsigned char *body, size_t len)
 {
-    ptask *t = w->cur, *next = NULL, *dropped = NULL;
-    bool retire, lost = false;
+    ptask *t = w->cur, *old, *dropped = NULL;
+    bool dying = w->state == W_DYING, ignore, retire, lost = false;
+    bool kill = false;
 
     w->ntasks++;
     retire = p->max_tasks > 0 && w->ntasks >= p->max_tasks;
     weft_lock_acquire(&p->lock, WEFT_FOREVER);
-    w->cur = NULL;
+    ignore = t->abandoned;
+    old = w->finishing;
+    w->finishing = t;
     w->kill = false;
-    if (!retire && !w->gone)
-        next = pop_task(p, &dropped);
-    w->cur = next;
-    w->state = next ? W_BUSY : W_IDLE;
-    w->idle = next == NULL && !retire && !w->gone && p->head == NULL &&
-              !p->shutdown && !atomic_load(&p->broken);
+    w->cur = w->behind;
+    w->behind = NULL;
+    if (w->cur != NULL && w->cur->abandoned)
+        kill = !dying;
+    else if (!dying && !retire && !w->gone)
+        fill_locked(p, w, &dropped);
+    if (!dying)
+        w->state = w->cur != NULL ? W_BUSY : W_IDLE;
+    w->idle = !dying && w->cur == NULL && !retire && !w->gone &&
+              p->head == NULL && !p->shutdown && !atomic_load(&p->broken);
     weft_lock_release(&p->lock);
-    if (next != NULL) {
-        next->deadline = next->timeout_ns > 0
-                             ? weft_now() + next->timeout_ns : WEFT_FOREVER;
-        lost = start_send(w, next->frame.data, next->frame.len) != 0;
-    }
-    complete(t, w->pid, body, len);
-    weft__process_task_free(t);
+    WEFT_ASSERT(!retire || dying || w->cur == NULL);
+    if (w->cur != NULL && w->cur->deadline == 0)
+        w->cur->deadline = w->cur->timeout_ns > 0
+                               ? weft_now() + w->cur->timeout_ns
+                               : WEFT_FOREVER;
+    if (kill)
+        kill_worker(w); /* it started a task already failed by kill_task */
+    else if (!dying && tx_pending(w))
+        lost = write_worker(w) != 0;
+    if (!ignore)
+        complete(t, w->pid, body, len);
+    weft__process_task_free(old);
     free_tasks(dropped);
     if (lost)
-        lost_worker(p, w); /* next stays its task: EXITED fails it */
-    else if (retire)
+        lost_worker(p, w); /* its tasks stay: EXITED judges them */
+    else if (retire && !dying && !kill)
         close_worker(w); /* EOF makes it exit; EXITED frees the slot */
 }
 
@@ -315,7 +499,8 @@ static void on_frame(weft_process_pool *p, pworker *w, uint32_t type,
 {
     if (w->state == W_IDLE)
         claim_direct(p, w); /* the frame may answer a direct submit */
-    if (type == WEFT__FRAME_RESULT && w->state == W_BUSY) {
+    if (type == WEFT__FRAME_RESULT && w->cur != NULL &&
+        (w->state == W_BUSY || w->state == W_DYING)) {
         on_result(p, w, body, len);
     } else if (type == WEFT__FRAME_INITR && w->state == W_INIT) {
         weft_bytes_reader r;
@@ -339,12 +524,15 @@ static void on_frame(weft_process_pool *p, pworker *w, uint32_t type,
             close_worker(w);
             set_broken(p, buf);
         }
-    } else {
+    } else if (w->state != W_DYING) {
         weft_warning("process pool: worker %d sent an unexpected frame %u; "
                      "killing it", (int)w->pid, type);
         if (w->state == W_BUSY)
-            task_fail(p, w, WEFT_EWORKER, "failed", "broke the protocol");
-        kill_worker(w);
+            abandon_cur(p, w, false, WEFT_EWORKER, "failed",
+                        "broke the protocol");
+        else
+            kill_worker(w);
+        close_worker(w); /* nothing it sends can be trusted now */
     }
 }
 
@@ -402,24 +590,47 @@ static bool read_worker(weft_process_pool *p, pworker *w)
     return true;
 }
 
-/* Send what is pending to w.  0, or -1 when the socket ended. */
+/* Send what is pending to w: the INIT frame, then the rest of cur's frame,
+ * then behind's, in that order (the worker reads them so).  0, or -1 when
+ * the socket ended. */
 static int write_worker(pworker *w)
 {
-    while (w->tx != NULL && w->txoff < w->txlen) {
-        ssize_t put = send(w->fd, w->tx + w->txoff, w->txlen - w->txoff,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (;;) {
+        const unsigned char *from;
+        size_t left, *done;
+        ssize_t put;
+
+        if (w->tx != NULL && w->txoff < w->txlen) {
+            from = w->tx + w->txoff;
+            left = w->txlen - w->txoff;
+            done = &w->txoff;
+        } else if (w->cur != NULL && w->cur->sent < w->cur->frame.len) {
+            w->tx = NULL;
+            from = w->cur->frame.data + w->cur->sent;
+            left = w->cur->frame.len - w->cur->sent;
+            done = &w->cur->sent;
+        } else if (w->behind != NULL &&
+                   w->behind->sent < w->behind->frame.len) {
+            w->tx = NULL;
+            from = w->behind->frame.data + w->behind->sent;
+            left = w->behind->frame.len - w->behind->sent;
+            done = &w->behind->sent;
+        } else {
+            w->tx = NULL;
+            return 0;
+        }
+        put = send(w->fd, from, left, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (put < 0 && errno == EINTR)
             continue;
         if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         if (put < 0)
             return -1;
-        w->txoff += (size_t)put;
+        *done += (size_t)put;
     }
-    w->tx = NULL;
-    return 0;
 }
 
+/* Start sending the INIT frame[0..len) to w. */
 static int start_send(pworker *w, const unsigned char *frame, size_t len)
 {
     w->tx = frame;
@@ -459,15 +670,14 @@ static void on_exited(weft_process_pool *p, pid_t pid, int status)
     if (w->fd >= 0)
         read_worker(p, w); /* what it wrote before it ended */
     describe_status(status, why, sizeof why);
-    if (w->state == W_BUSY && w->cur != NULL) {
-        task_fail(p, w, WEFT_EWORKER, "failed", why);
-    } else if (w->state == W_INIT) {
+    if (w->state == W_INIT) {
         char buf[600];
         snprintf(buf, sizeof buf,
                  "worker %d %s while running the initializer '%s'",
                  (int)pid, why, p->init->name);
         set_broken(p, buf);
     }
+    settle(p, w, why);
     free_slot(p, w);
 }
 
@@ -541,19 +751,20 @@ static void server_died(weft_process_pool *p)
     for (int i = 0; i < p->max_workers; i++) {
         pworker *w = &p->w[i];
         claim_direct(p, w);
-        if (w->state == W_BUSY && w->cur != NULL)
-            task_fail(p, w, WEFT_EWORKER, "failed",
-                      "lost: the pool's forkserver died");
+        settle(p, w, "lost: the pool's forkserver died");
         free_slot(p, w);
     }
-    set_broken(p, "the pool's forkserver died");
+    set_broken(p, "the pool's forkserver died"); /* fails what settle put back */
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
 
 /* Under lock: kills asked for, tasks to send, workers to start or retire.
  * Returns true when the pool is finished (shut down or broken, nothing
- * queued, no process left).  Fills *kills with workers to kill. */
+ * queued, no process left).  Fills *kills with workers to kill.  A worker
+ * with nothing in flight gets one task here; a second one is sent only
+ * when a result comes back (on_result), so a task queued behind a slow
+ * one stays cancellable until then. */
 static bool plan(weft_process_pool *p, pworker **kills, int *nkills,
                  ptask **dropped, bool server_ok)
 {
@@ -625,24 +836,26 @@ static bool plan(weft_process_pool *p, pworker **kills, int *nkills,
     return false;
 }
 
+/* Send the tasks plan() gave to workers; each starts (its timeout runs)
+ * now, as the worker had nothing else to do. */
 static void send_dispatched(weft_process_pool *p)
 {
     int64_t now = 0;
     for (int i = 0; i < p->max_workers; i++) {
         pworker *w = &p->w[i];
-        if (w->state != W_BUSY || w->cur == NULL || w->tx != NULL ||
-            w->cur->deadline != 0)
+        if (w->state != W_BUSY || w->cur == NULL || w->cur->deadline != 0)
             continue;
         if (now == 0)
             now = weft_now();
         w->cur->deadline = w->cur->timeout_ns > 0 ? now + w->cur->timeout_ns
                                                   : WEFT_FOREVER;
-        if (start_send(w, w->cur->frame.data, w->cur->frame.len) != 0)
+        if (w->fd >= 0 && write_worker(w) != 0)
             lost_worker(p, w);
     }
 }
 
-/* Fail and kill every task past its deadline; the nearest deadline left. */
+/* Fail and kill every running task past its deadline (a task behind it
+ * has not started and is put back at EXITED); the nearest deadline left. */
 static int64_t check_deadlines(weft_process_pool *p)
 {
     int64_t now = weft_now(), next = WEFT_FOREVER;
@@ -653,13 +866,15 @@ static int64_t check_deadlines(weft_process_pool *p)
         if (w->state != W_BUSY || w->cur == NULL)
             continue;
         d = w->cur->deadline;
-        if (d <= 0) /* not sent yet, or no limit */
+        if (d <= 0) /* not started yet, or no limit */
             continue;
         if (now >= d) {
             snprintf(why, sizeof why, "killed (SIGKILL) after %lld ms",
                      (long long)(w->cur->timeout_ns / WEFT_NSEC_PER_MSEC));
-            task_fail(p, w, -ETIMEDOUT, "timed out", why);
-            kill_worker(w);
+            abandon_cur(p, w, true, -ETIMEDOUT, "timed out", why);
+            if (w->state == W_BUSY && w->cur != NULL && w->cur->deadline > 0)
+                next = next == WEFT_FOREVER || w->cur->deadline < next
+                           ? w->cur->deadline : next; /* it finished */
         } else if (next == WEFT_FOREVER || d < next) {
             next = d;
         }
@@ -690,11 +905,9 @@ int weft__process_manager(void *arg)
             dropped = t->next;
             weft__process_task_free(t);
         }
-        for (int i = 0; i < nkills; i++) {
-            task_fail(p, kills[i], -ECANCELED, "cancelled",
-                      "killed (SIGKILL) by weft_process_pool_kill_task");
-            kill_worker(kills[i]);
-        }
+        for (int i = 0; i < nkills; i++)
+            abandon_cur(p, kills[i], true, -ECANCELED, "cancelled",
+                        "killed (SIGKILL) by weft_process_pool_kill_task");
         send_dispatched(p);
         next = check_deadlines(p);
         count_workers(p);
@@ -708,7 +921,10 @@ int weft__process_manager(void *arg)
                 continue;
             who[npf] = i;
             pf[npf++] = (struct pollfd){
-                w->fd, (short)(POLLIN | (w->tx ? POLLOUT : 0)), 0};
+                w->fd,
+                (short)(POLLIN | (w->state != W_DYING && tx_pending(w)
+                                      ? POLLOUT : 0)),
+                0};
         }
         struct timespec ts, *tsp = NULL;
         if (next != WEFT_FOREVER) {

@@ -15,13 +15,21 @@
  * call it).  Shutdown sets the flag, cancels the queue if told to, wakes
  * the manager and waits on the event `done`, which the manager sets once
  * every worker and the forkserver have exited and been reaped.
+ *
+ * kill_task finds f's task wherever it is: queued (it is cancelled, or
+ * failed with -ECANCELED if it was put back RUNNING after its worker died
+ * before starting it), running (the manager is asked to kill the worker),
+ * sent behind a running task (kill_behind: failed at once and marked
+ * abandoned; the manager kills the worker when it reaches it), or with its
+ * result just read (finishing: -EBUSY, the future is being completed).
  *   (Rejected: a weft_queue between submitters and the manager.  The
  *   manager sleeps in ppoll on sockets, not on a weft wait, and kill_task
  *   must find a queued task to take it out; a plain list under the lock
  *   does both.)
  *
- * Locking: lock guards the queue, the flags and workers' cur, kill, idle,
- * direct and gone; never held while completing a future, and across I/O
+ * Locking: lock guards the queue, the flags, workers' cur, behind,
+ * finishing, kill, idle, direct and gone, and tasks' abandoned and
+ * requeued flags; never held while completing a future, and across I/O
  * only for the one non-blocking send of a direct submit (so that the
  * manager cannot close that socket meanwhile).
  */
@@ -279,6 +287,42 @@ int weft_process_pool_submit(weft_process_pool *p, const char *name,
     return rc;
 }
 
+/* Cancel t, taken out of the queue (not under lock), and free it.  A task
+ * put back in the queue after its worker died before starting it is
+ * RUNNING already: it fails with -ECANCELED instead. */
+static void cancel_queued(ptask *t, const char *by)
+{
+    if (weft_future_cancel(t->fut) != 0)
+        weft_future_set_error(t->fut, -ECANCELED, "task '%s' cancelled by "
+                              "%s before it started", t->entry->name, by);
+    weft__process_task_free(t);
+}
+
+/* Under lock, which it releases: kill_task of t, sent to a worker behind
+ * the task it runs and not started.  Its future fails now; the manager
+ * ignores its result, never sends it again, and kills the worker once it
+ * starts t (when the task before it reports), so the task it runs now is
+ * not touched. */
+static int kill_behind(weft_process_pool *p, ptask *t)
+{
+    weft_future *f = t->fut;
+    const char *name = t->entry->name; /* registry entries live forever */
+    if (t->abandoned || weft_future_done(f)) {
+        weft_lock_release(&p->lock);
+        return -EBUSY;
+    }
+    t->abandoned = true;
+    /* Hold f: the manager may free t (and drop the pool's reference) once
+     * the lock is released.  Nobody else completes an abandoned task. */
+    weft_future_retain(f);
+    weft_lock_release(&p->lock);
+    weft_future_set_error(f, -ECANCELED, "task '%s' cancelled by "
+                          "weft_process_pool_kill_task before it started; "
+                          "its worker is killed when it reaches it", name);
+    weft_future_release(f);
+    return 0;
+}
+
 int weft_process_pool_kill_task(weft_process_pool *p, weft_future *f)
 {
     ptask *t, *prev = NULL;
@@ -298,13 +342,18 @@ int weft_process_pool_kill_task(weft_process_pool *p, weft_future *f)
         p->qlen--;
         weft_cond_notify(&p->space, 1);
         weft_lock_release(&p->lock);
-        weft_future_cancel(f);
-        weft__process_task_free(t);
+        cancel_queued(t, "weft_process_pool_kill_task");
         return 0;
     }
     for (int i = 0; i < p->max_workers; i++) {
         pworker *w = &p->w[i];
         ptask *run = w->direct ? w->direct : w->cur;
+        if (w->behind != NULL && w->behind->fut == f)
+            return kill_behind(p, w->behind);
+        if (w->finishing != NULL && w->finishing->fut == f) {
+            weft_lock_release(&p->lock); /* its result is in */
+            return -EBUSY;
+        }
         if (run == NULL || run->fut != f)
             continue;
         if (weft_future_done(f)) {
@@ -341,8 +390,7 @@ int weft_process_pool_shutdown(weft_process_pool *p, unsigned flags,
     while (cancel) {
         ptask *t = cancel;
         cancel = t->next;
-        weft_future_cancel(t->fut);
-        weft__process_task_free(t);
+        cancel_queued(t, "shutdown");
     }
     weft__process_wake(p);
     if (flags & WEFT_SHUTDOWN_NOWAIT)
@@ -363,6 +411,7 @@ int weft_process_pool_destroy(weft_process_pool *p)
         return rc;
     for (int i = 0; i < p->max_workers; i++) {
         free(p->w[i].rx);
+        weft__process_task_free(p->w[i].finishing); /* NULL: free_slot */
     }
     weft_event_fini(&p->done);
     weft_cond_fini(&p->space);

@@ -4,14 +4,22 @@
  * Who owns what.  The manager thread owns the workers (their processes,
  * sockets, state and buffers) and the forkserver socket.  User threads and
  * the manager share, under lock: the queue of tasks not yet sent, the
- * flags, and each worker's cur, kill, idle, direct and gone fields (so
- * that kill_task can find a running task, and submit can hand a task
- * straight to an idle worker).
+ * flags, each worker's cur, behind, finishing, kill, idle, direct and gone fields (so
+ * that kill_task can find a running or pipelined task, and submit can hand
+ * a task straight to an idle worker), and each task's abandoned and
+ * requeued flags.
+ *
+ * In flight.  A worker has at most two tasks in flight: cur, the first one
+ * sent without a result (the one it runs: a worker runs its tasks in the
+ * order it receives them and writes each result before it starts the
+ * next), and
+ * behind, sent after cur and not yet started.  Every sent task's future is
+ * RUNNING (set when it leaves the queue), so cancel fails on it.
  *
  * Direct submit.  When the queue is empty, the manager marks each worker
- * that has nothing to do `idle` (under lock).  A submit that finds an idle
- * worker claims it (idle = false, direct = the task) and writes the TASK
- * frame to the worker's socket itself, under lock: no manager wake-up.
+ * that has nothing in flight `idle` (under lock).  A submit that finds an
+ * idle worker claims it (idle = false, direct = the task) and writes the
+ * TASK frame to the worker's socket itself, under lock: no manager wake-up.
  * While idle is true the manager does not touch that worker's socket, and
  * it clears idle (claim_direct, under lock) before it acts on the worker
  * in any way: it then takes a claimed task as cur, as if it had sent it.
@@ -43,10 +51,18 @@ struct ptask {
     int64_t timeout_ns;              /* constant: <= 0 none */
     int64_t deadline;                /* manager only (a direct submit sets
                                         it before the manager sees the
-                                        task): 0 not sent, WEFT_FOREVER, or
-                                        when the worker overruns */
-    size_t sent;                     /* a direct submit: bytes of frame it
-                                        wrote; the manager sends the rest */
+                                        task): 0 not started, WEFT_FOREVER,
+                                        or when the worker overruns */
+    size_t sent;                     /* manager only once claimed (a direct
+                                        submit sets it first): bytes of
+                                        frame written to the worker */
+    bool abandoned;                  /* guarded by lock: its future was
+                                        failed (timeout, kill_task) while it
+                                        was in flight; its result is ignored
+                                        and it is never sent again */
+    bool requeued;                   /* guarded by lock: queued again after
+                                        its worker died before starting it;
+                                        its future is RUNNING already */
 };
 
 enum {
@@ -54,8 +70,10 @@ enum {
     W_FORKING,   /* asked the forkserver; no FORKED yet */
     W_INIT,      /* INIT sent, no INITR yet */
     W_IDLE,      /* ready for a task */
-    W_BUSY,      /* running cur */
-    W_DYING,     /* socket closed (quit or killed); waiting for EXITED */
+    W_BUSY,      /* running cur (and maybe holding behind) */
+    W_DYING,     /* retired, quit or killed (SIGKILL sent); waiting for
+                    EXITED.  A killed worker's socket stays open until then
+                    so that what it wrote is read before it is judged */
 };
 
 typedef struct pworker {
@@ -63,7 +81,16 @@ typedef struct pworker {
     pid_t pid;                /* manager only */
     int fd, pidfd;            /* manager only; -1 when closed / none.  A
                                  submitter reads fd under lock while idle */
-    ptask *cur;               /* written by the manager under lock */
+    ptask *cur;               /* written by the manager under lock: the
+                                 task it runs (the first without a
+                                 result) */
+    ptask *behind;            /* written by the manager under lock: sent
+                                 after cur, not started; NULL if cur is */
+    ptask *finishing;         /* guarded by lock: the task whose result
+                                 was read last; kept (and freed at the
+                                 next result or the worker's end) so that
+                                 kill_task finds it while its future is
+                                 being completed */
     bool kill;                /* guarded by lock: kill_task asked */
     bool idle;                /* guarded by lock: a submit may claim it */
     bool gone;                /* guarded by lock: a direct send found the
@@ -75,8 +102,8 @@ typedef struct pworker {
      * handled as soon as they are in) */
     unsigned char *rx;
     size_t rxlen, rxcap;
-    /* manager only: the frame being sent (points into cur->frame or the
-     * pool's INIT frame) */
+    /* manager only: the INIT frame being sent (tasks' frames are sent
+     * from cur->frame and behind->frame, as their `sent` says) */
     const unsigned char *tx;
     size_t txlen, txoff;
 } pworker;

@@ -5,8 +5,11 @@
  * so it uses plain blocking I/O and static state.  It reads into a buffer
  * whatever the socket holds (one read may bring several frames, and a
  * small frame never costs a second read for its body) and writes each
- * reply with one send: a task's result always leaves before the next task
- * starts, so the parent knows which task a dead worker was running.  It runs the
+ * reply with one send.  The parent may send the next task while this one
+ * runs (two in flight; manager.c); tasks run in the order they arrive and
+ * a task's result always leaves before the next task starts, so the
+ * parent knows which task a dead worker was running (the first without a
+ * result) and that the one after it never started.  It runs the
  * initializer (an INIT frame, first if the pool has one), then TASK frames:
  * each carries the function as (module, offset) (registry.c) and n inputs;
  * the reply carries n (code, bytes) pairs, the bytes being the output or

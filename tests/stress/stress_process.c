@@ -2,9 +2,10 @@
  * many tasks, some of which crash their workers (SIGSEGV, exit) or are
  * killed with kill_task, while workers are also retired by
  * max_tasks_per_worker, or while one-at-a-time submitters (the direct
- * path to an idle worker) race workers being killed; every future must end
- * exactly as its task
- * dictates, no submit may hang, and no process may be left.  Sized for a
+ * path to an idle worker) race workers being killed, or while kill_task
+ * hits tasks queued, sent behind a running one, running or done; every
+ * future must end exactly as its task dictates, no submit may hang, and no
+ * process may be left.  Sized for a
  * 2-core machine and scaled by WEFT_TEST_SCALE.
  */
 #include "support.h"
@@ -251,6 +252,77 @@ START_TEST(direct_submits_while_workers_are_killed)
 }
 END_TEST
 
+/* Batches of small tasks (workers kept two deep) with every seventh
+ * future killed by kill_task at once, whether it is queued, sent behind a
+ * running task, running or done: each future ends with its own result or
+ * with -ECANCELED, a cancelled one only where kill_task said 0, and the
+ * tasks around the killed ones all complete. */
+START_TEST(kill_task_while_pipelined)
+{
+    enum { N = 240 };
+    long rounds = 15 * test_scale();
+    weft_process_pool_opts o = {0};
+    weft_process_pool *p;
+    long ok = 0, cancelled = 0, kills = 0, hit = 0;
+
+    ck_assert_rc(weft_process_register("plain", t_plain), 0);
+    o.max_workers = 2;
+    ck_assert_rc(weft_process_pool_create(&p, &o), 0);
+    for (long r = 0; r < rounds; r++) {
+        weft_future *f[N];
+        bool killed[N];
+        for (int i = 0; i < N; i++) {
+            int64_t x = i;
+            ck_assert_rc(weft_process_pool_submit(p, "plain", &x, sizeof x, 0,
+                                                  &f[i], WEFT_FOREVER), 0);
+            killed[i] = false;
+            if (i >= 7 && i % 7 == 0) {
+                int rc = weft_process_pool_kill_task(p, f[i - 7 + r % 7]);
+                ck_assert(rc == 0 || rc == -EBUSY);
+                killed[i - 7 + r % 7] = rc == 0;
+                kills += rc == 0;
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            void *v;
+            int64_t y;
+            int rc = weft_future_result(f[i], &v, weft_deadline_ms(60000));
+            if (rc == 0) {
+                memcpy(&y, v, sizeof y);
+                ck_assert_int_eq(y, (int64_t)i * i);
+                ok++;
+            } else {
+                int code = 0;
+                const char *msg = "";
+                if (rc == WEFT_EFAILED)
+                    ck_assert_rc(weft_future_error(f[i], &code, &msg,
+                                                   WEFT_NOW), 0);
+                if (killed[i]) {
+                    ck_assert_msg(rc == -ECANCELED || code == -ECANCELED,
+                                  "%d %d %s", rc, code, msg);
+                    cancelled++;
+                } else {
+                    /* Its worker finished the killed task and started
+                     * this one in the microseconds before the SIGKILL
+                     * landed: the kill hit it, and it says so. */
+                    ck_assert_msg(code == WEFT_EWORKER &&
+                                      strstr(msg, "killed by signal 9"),
+                                  "task %d: %d %d %s", i, rc, code, msg);
+                    hit++;
+                }
+            }
+            weft_future_release(f[i]);
+        }
+    }
+    ck_assert_int_eq(ok + cancelled + hit, rounds * N);
+    ck_assert_int_le(cancelled + hit, kills);
+    if (hit > 0)
+        printf("# %ld of %ld kills hit the task behind\n", hit, kills);
+    ck_assert(!weft_process_pool_broken(p));
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+}
+END_TEST
+
 static Suite *process_stress_suite(void)
 {
     Suite *s = suite_create("process_stress");
@@ -259,6 +331,7 @@ static Suite *process_stress_suite(void)
     tcase_add_test(tc, crashing_tasks_under_load);
     tcase_add_test(tc, kill_and_create_pools_repeatedly);
     tcase_add_test(tc, direct_submits_while_workers_are_killed);
+    tcase_add_test(tc, kill_task_while_pipelined);
     suite_add_tcase(s, tc);
     return s;
 }

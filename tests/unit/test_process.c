@@ -2,8 +2,18 @@
  * exit and timeout isolation, kill_task, initializer and broken pools,
  * max tasks per worker, shutdown (waiting, cancelling, racing submit), map,
  * pools made by threaded programs and used from green threads, no process
- * or zombie left behind, and the direct path (a submit writing to an idle
- * worker's socket itself) racing a worker's death, timeouts and kills.
+ * or zombie left behind, the direct path (a submit writing to an idle
+ * worker's socket itself) racing a worker's death, timeouts and kills, and
+ * pipelining (a task sent behind the running one): a crash, SIGKILL,
+ * timeout or kill_task fails only the running task while the one behind
+ * runs elsewhere, kill_task of the one behind, cancel of a sent task
+ * failing, timeouts from a task's start, max_tasks, exact results of many
+ * small tasks.
+ *
+ * Making a worker hold two tasks: a "gate" task blocks on a FIFO until the
+ * test writes to it; tasks submitted meanwhile wait in the queue, and the
+ * gate's result hands the (only) worker the next one and, behind it, the
+ * one after.
  *
  * Synchronising with a worker: a task that must be known to be running
  * ("hang") opens a FIFO named by its input and writes its pid there; the
@@ -119,6 +129,32 @@ static int t_sleep(const void *in, size_t len, weft_bytes *out)
     return weft_bytes_put_i64(out, 1);
 }
 
+/* Block until the test writes a byte to the FIFO named by the input, then
+ * return this worker's pid.  The test's open of the FIFO for writing
+ * returns exactly when the task runs. */
+static int t_gate(const void *in, size_t len, weft_bytes *out)
+{
+    char path[256], c;
+    int fd;
+    snprintf(path, sizeof path, "%.*s", (int)len, (const char *)in);
+    fd = open(path, O_RDONLY);
+    if (fd < 0 || read(fd, &c, 1) != 1)
+        _exit(9);
+    close(fd);
+    return weft_bytes_put_i64(out, (int64_t)getpid());
+}
+
+/* An initializer that, while the file "<input>.on" exists, waits as
+ * t_gate does on the FIFO named by its input. */
+static int t_init_gate(const void *in, size_t len, weft_bytes *out)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%.*s.on", (int)len, (const char *)in);
+    if (access(path, F_OK) != 0)
+        return 0;
+    return t_gate(in, len, out);
+}
+
 static int64_t init_value = -1; /* set in workers by t_init only */
 
 static int t_init(const void *in, size_t len, weft_bytes *out)
@@ -165,6 +201,8 @@ static void register_all(void)
     ck_assert_rc(weft_process_register("init_fail", t_init_fail), 0);
     ck_assert_rc(weft_process_register("get_init", t_get_init), 0);
     ck_assert_rc(weft_process_register("stdio", t_stdio), 0);
+    ck_assert_rc(weft_process_register("gate", t_gate), 0);
+    ck_assert_rc(weft_process_register("init_gate", t_init_gate), 0);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1247,6 +1285,403 @@ START_TEST(direct_submit_of_a_large_frame)
 }
 END_TEST
 
+/* ---- pipelining: a second task sent behind the running one ------------- */
+
+static char gate_path[2][128];
+
+static void gates_make(void)
+{
+    for (int i = 0; i < 2; i++) {
+        snprintf(gate_path[i], sizeof gate_path[i],
+                 "/tmp/weft-test-process-%d.gate%d", (int)getpid(), i);
+        unlink(gate_path[i]);
+        ck_assert_int_eq(mkfifo(gate_path[i], 0600), 0);
+    }
+}
+
+static void gates_unlink(void)
+{
+    unlink(gate_path[0]);
+    unlink(gate_path[1]);
+}
+
+static weft_future *submit_gate(weft_process_pool *p, int i)
+{
+    weft_future *f;
+    ck_assert_rc(weft_process_pool_submit(p, "gate", gate_path[i],
+                                          strlen(gate_path[i]), 0, &f,
+                                          WEFT_FOREVER), 0);
+    return f;
+}
+
+/* Return once gate task i runs: a fd to hand to gate_release. */
+static int gate_reached(int i)
+{
+    int fd = open(gate_path[i], O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+static void gate_release(int fd)
+{
+    ck_assert_int_eq(write(fd, "x", 1), 1);
+    close(fd);
+}
+
+static weft_future *submit_named(weft_process_pool *p, const char *name,
+                                 const char *in, int64_t timeout_ns)
+{
+    weft_future *f;
+    ck_assert_rc(weft_process_pool_submit(p, name, in, strlen(in),
+                                          timeout_ns, &f, WEFT_FOREVER), 0);
+    return f;
+}
+
+/* The pid a "hang" task writes to fifo_path once it runs. */
+static pid_t hang_pid(void)
+{
+    int64_t x = 0;
+    int fd = open(fifo_path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(read(fd, &x, sizeof x), (int)sizeof x);
+    close(fd);
+    return (pid_t)x;
+}
+
+/* In a one-worker pool the worker's result of a gate task hands it the
+ * next queued task and, behind it, the one after (a task per worker still
+ * waits): both are sent, RUNNING, and no longer cancellable.  The running
+ * one ends by SIGKILL from outside, kill_task or its timeout; the task
+ * behind it never started and runs in the replacement worker.  The
+ * timeout counts from the gate's result (when the task started). */
+START_TEST(death_with_a_task_pipelined_behind_fails_it_alone)
+{
+    register_all();
+    fifo_make();
+    gates_make();
+    for (int mode = 0; mode < 3; mode++) {
+        weft_process_pool *p = make_pool(1, 0, 0);
+        weft_future *g, *h, *x;
+        char msg[512];
+        int64_t t0;
+        pid_t pid;
+        int fd;
+        g = submit_gate(p, 0);
+        fd = gate_reached(0);
+        h = submit_named(p, "hang", fifo_path, mode == 2 ? MS(300) : 0);
+        x = submit_i64(p, "pid", 0);
+        ck_assert_uint_eq(weft_process_pool_pending(p), 2);
+        ck_assert(!weft_future_running(h) && !weft_future_running(x));
+        t0 = weft_now();
+        gate_release(fd);
+        pid = (pid_t)result_i64(g);
+        ck_assert_int_eq(hang_pid(), pid);
+        ck_assert_uint_eq(weft_process_pool_pending(p), 0);
+        ck_assert(weft_future_running(x)); /* sent behind h */
+        ck_assert_rc(weft_future_cancel(x), -EBUSY);
+        if (mode == 0) {
+            ck_assert_int_eq(kill(pid, SIGKILL), 0);
+            ck_assert_int_eq(failure(h, msg, sizeof msg), WEFT_EWORKER);
+            ck_assert_msg(strstr(msg, "task 'hang' failed: worker ") &&
+                              strstr(msg, "killed by signal 9"), "%s", msg);
+        } else if (mode == 1) {
+            ck_assert_rc(weft_process_pool_kill_task(p, h), 0);
+            ck_assert_int_eq(failure(h, msg, sizeof msg), -ECANCELED);
+            ck_assert_msg(strstr(msg, "task 'hang' cancelled: worker "),
+                          "%s", msg);
+        } else {
+            ck_assert_int_eq(failure(h, msg, sizeof msg), -ETIMEDOUT);
+            ck_assert_elapsed(t0, MS(300), MS(10000));
+            ck_assert_msg(strstr(msg, "task 'hang' timed out"), "%s", msg);
+        }
+        ck_assert_int_ne(result_i64(x), pid); /* the replacement ran it */
+        weft_future_release(g);
+        weft_future_release(h);
+        weft_future_release(x);
+        ck_assert(!weft_process_pool_broken(p));
+        ck_assert_rc(weft_process_pool_destroy(p), 0);
+    }
+    gates_unlink();
+    unlink(fifo_path);
+}
+END_TEST
+
+/* A crash fails the task it hit, not the one sent behind it. */
+START_TEST(crash_with_a_task_pipelined_behind_fails_it_alone)
+{
+    weft_process_pool *p;
+    weft_future *g, *s, *x;
+    char msg[512];
+    pid_t pid;
+    int fd;
+    register_all();
+    gates_make();
+    p = make_pool(1, 0, 0);
+    for (int r = 0; r < 3; r++) {
+        g = submit_gate(p, 0);
+        fd = gate_reached(0);
+        s = submit_named(p, r == 1 ? "exit3" : "segv", "", 0);
+        x = submit_i64(p, "pid", 0);
+        ck_assert_uint_eq(weft_process_pool_pending(p), 2);
+        gate_release(fd);
+        pid = (pid_t)result_i64(g);
+        ck_assert_rc(weft_future_cancel(x), -EBUSY); /* sent, or done */
+        ck_assert_int_eq(failure(s, msg, sizeof msg), WEFT_EWORKER);
+        if (r == 1)
+            ck_assert_msg(strstr(msg, "exited with code 3"), "%s", msg);
+        else
+            ck_assert_msg(segv_death(msg), "%s", msg);
+        ck_assert_int_ne(result_i64(x), pid);
+        weft_future_release(g);
+        weft_future_release(s);
+        weft_future_release(x);
+    }
+    ck_assert(!weft_process_pool_broken(p));
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+    gates_unlink();
+}
+END_TEST
+
+/* kill_task of a task sent behind the running one fails it at once and
+ * leaves the running task alone; its worker is killed when it reaches it
+ * (once the running task reported), and the pool goes on. */
+START_TEST(kill_task_of_a_pipelined_task)
+{
+    weft_process_pool *p;
+    weft_future *g1, *g2, *x, *y;
+    char msg[512];
+    pid_t pid;
+    int fd;
+    register_all();
+    gates_make();
+    p = make_pool(1, 0, 0);
+    g1 = submit_gate(p, 0);
+    fd = gate_reached(0);
+    g2 = submit_gate(p, 1);
+    x = submit_i64(p, "square", 3);
+    gate_release(fd);
+    pid = (pid_t)result_i64(g1);
+    fd = gate_reached(1); /* g2 runs, x is behind it */
+    ck_assert(weft_future_running(x));
+    ck_assert_rc(weft_process_pool_kill_task(p, x), 0);
+    ck_assert_int_eq(failure(x, msg, sizeof msg), -ECANCELED);
+    ck_assert_msg(strstr(msg, "task 'square' cancelled by "
+                              "weft_process_pool_kill_task before it "
+                              "started"), "%s", msg);
+    ck_assert_rc(weft_process_pool_kill_task(p, x), -EBUSY);
+    ck_assert(!weft_future_done(g2)); /* untouched */
+    ck_assert(process_exists(pid));
+    gate_release(fd);
+    ck_assert_int_eq(result_i64(g2), pid);
+    wait_gone(pid); /* killed when it started x */
+    y = submit_i64(p, "pid", 0);
+    ck_assert_int_ne(result_i64(y), pid);
+    weft_future_release(y);
+    /* and behind a task that never ends: killing it too frees the worker */
+    fifo_make();
+    weft_future_release(g1);
+    g1 = submit_gate(p, 0);
+    fd = gate_reached(0);
+    weft_future_release(g2);
+    g2 = submit_named(p, "hang", fifo_path, 0);
+    weft_future_release(x);
+    x = submit_i64(p, "square", 4);
+    gate_release(fd);
+    weft_future_release(g1);
+    pid = hang_pid();
+    ck_assert_rc(weft_process_pool_kill_task(p, x), 0);
+    ck_assert_int_eq(failure(x, msg, sizeof msg), -ECANCELED);
+    ck_assert(!weft_future_done(g2));
+    ck_assert_rc(weft_process_pool_kill_task(p, g2), 0);
+    ck_assert_int_eq(failure(g2, msg, sizeof msg), -ECANCELED);
+    y = submit_i64(p, "pid", 0);
+    ck_assert_int_ne(result_i64(y), pid);
+    weft_future_release(y);
+    weft_future_release(g2);
+    weft_future_release(x);
+    ck_assert(!weft_process_pool_broken(p));
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+    gates_unlink();
+    unlink(fifo_path);
+}
+END_TEST
+
+/* A pipelined task's timeout counts from when it starts (the result of the
+ * task before it), not from when it was sent. */
+START_TEST(pipelined_timeout_counts_from_its_start)
+{
+    struct timespec hold = {0, 600 * 1000 * 1000};
+    weft_process_pool *p;
+    weft_future *g1, *g2, *x;
+    int fd;
+    register_all();
+    gates_make();
+    p = make_pool(1, 0, 0);
+    g1 = submit_gate(p, 0);
+    fd = gate_reached(0);
+    g2 = submit_gate(p, 1);
+    ck_assert_rc(weft_process_pool_submit(p, "sleep", "", 0, MS(400), &x,
+                                          WEFT_FOREVER), 0);
+    gate_release(fd);
+    result_i64(g1);
+    fd = gate_reached(1);
+    ck_assert(weft_future_running(x)); /* sent behind g2 */
+    nanosleep(&hold, NULL); /* longer than x's limit, before x starts */
+    gate_release(fd);
+    result_i64(g2);
+    ck_assert_int_eq(result_i64(x), 1); /* 100 ms of its 400 */
+    weft_future_release(g1);
+    weft_future_release(g2);
+    weft_future_release(x);
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+    gates_unlink();
+}
+END_TEST
+
+/* With tasks waiting, a worker is never sent more than it will run before
+ * max_tasks_per_worker retires it: each worker runs exactly its share,
+ * and no task fails. */
+START_TEST(max_tasks_with_pipelining)
+{
+    enum { N = 13 };
+    register_all();
+    gates_make();
+    for (int max = 1; max <= 3; max++) {
+        weft_process_pool *p = make_pool(1, max, 0);
+        weft_future *f[N];
+        int64_t pids[N];
+        int fd;
+        f[0] = submit_gate(p, 0);
+        fd = gate_reached(0);
+        for (int i = 1; i < N; i++)
+            f[i] = submit_i64(p, "pid", 0);
+        gate_release(fd);
+        for (int i = 0; i < N; i++) {
+            pids[i] = result_i64(f[i]);
+            weft_future_release(f[i]);
+        }
+        for (int i = 1; i < N; i++) {
+            if (i % max == 0)
+                ck_assert_int_ne(pids[i], pids[i - 1]);
+            else
+                ck_assert_int_eq(pids[i], pids[i - 1]);
+        }
+        ck_assert_rc(weft_process_pool_destroy(p), 0);
+    }
+    gates_unlink();
+}
+END_TEST
+
+/* Many small tasks through two workers kept two deep: every future gets
+ * its own task's result, none is lost or doubled, and a map's results
+ * come in input order. */
+START_TEST(many_small_tasks_pipelined)
+{
+    long n = 3000 * test_scale();
+    weft_future **f = malloc((size_t)n * sizeof *f);
+    static int64_t xs[2000];
+    weft_process_input in[2000];
+    weft_process_map *m;
+    weft_process_pool *p;
+    register_all();
+    ck_assert_ptr_nonnull(f);
+    p = make_pool(2, 0, 0);
+    for (int r = 0; r < 2; r++) {
+        for (long i = 0; i < n; i++)
+            f[i] = submit_i64(p, "square", i + r);
+        for (long i = 0; i < n; i++) {
+            ck_assert_int_eq(result_i64(f[i]), (i + r) * (i + r));
+            weft_future_release(f[i]);
+        }
+        ck_assert_uint_eq(weft_process_pool_pending(p), 0);
+    }
+    for (int i = 0; i < 2000; i++) {
+        xs[i] = i;
+        in[i].data = &xs[i];
+        in[i].len = sizeof xs[i];
+    }
+    ck_assert_rc(weft_process_map_start(&m, p, "square", in, 2000, 3, 0), 0);
+    for (int i = 0; i < 2000; i++) {
+        int rc;
+        const void *d;
+        size_t len;
+        int64_t v;
+        ck_assert_rc(weft_process_map_next(m, &rc, &d, &len,
+                                           weft_deadline_ms(20000)), 0);
+        ck_assert_int_eq(rc, 0);
+        ck_assert_uint_eq(len, sizeof v);
+        memcpy(&v, d, sizeof v);
+        ck_assert_int_eq(v, (int64_t)i * i);
+    }
+    ck_assert_rc(weft_process_map_next(m, NULL, NULL, NULL, WEFT_FOREVER),
+                 -EPIPE);
+    ck_assert_rc(weft_process_map_end(m), 0);
+    ck_assert(!weft_process_pool_broken(p));
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+    free(f);
+}
+END_TEST
+
+/* A task sent behind one whose worker dies goes back to the head of the
+ * queue still RUNNING (it was sent: cancel fails), until a worker takes
+ * it; kill_task meanwhile fails it with -ECANCELED.  The replacement
+ * worker is held in its initializer to keep the task queued. */
+START_TEST(requeued_task_is_running_and_can_be_killed)
+{
+    weft_process_pool_opts o = {0};
+    weft_process_pool *p;
+    weft_future *g, *h, *x, *y;
+    char marker[200], msg[512];
+    pid_t pid;
+    int fd, mfd;
+    register_all();
+    fifo_make();
+    gates_make();
+    snprintf(marker, sizeof marker, "%s.on", gate_path[1]);
+    unlink(marker);
+    o.max_workers = 1;
+    o.initializer = "init_gate";
+    o.initarg = gate_path[1];
+    o.initarg_len = strlen(gate_path[1]);
+    ck_assert_rc(weft_process_pool_create(&p, &o), 0);
+    g = submit_gate(p, 0);
+    fd = gate_reached(0);
+    h = submit_named(p, "hang", fifo_path, 0);
+    x = submit_i64(p, "square", 5);
+    gate_release(fd);
+    pid = (pid_t)result_i64(g);
+    ck_assert_int_eq(hang_pid(), pid);
+    ck_assert(weft_future_running(x));
+    mfd = open(marker, O_WRONLY | O_CREAT, 0600); /* hold the next worker */
+    ck_assert_int_ge(mfd, 0);
+    close(mfd);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(failure(h, msg, sizeof msg), WEFT_EWORKER);
+    fd = gate_reached(1); /* the replacement is in its initializer */
+    ck_assert_uint_eq(weft_process_pool_pending(p), 1); /* x, put back */
+    ck_assert(weft_future_running(x));
+    ck_assert_rc(weft_future_cancel(x), -EBUSY);
+    ck_assert_rc(weft_process_pool_kill_task(p, x), 0);
+    ck_assert_int_eq(failure(x, msg, sizeof msg), -ECANCELED);
+    ck_assert_msg(strstr(msg, "task 'square' cancelled by "
+                              "weft_process_pool_kill_task before it "
+                              "started"), "%s", msg);
+    ck_assert_uint_eq(weft_process_pool_pending(p), 0);
+    unlink(marker);
+    gate_release(fd);
+    y = submit_i64(p, "square", 6);
+    ck_assert_int_eq(result_i64(y), 36);
+    weft_future_release(g);
+    weft_future_release(h);
+    weft_future_release(x);
+    weft_future_release(y);
+    ck_assert(!weft_process_pool_broken(p));
+    ck_assert_rc(weft_process_pool_destroy(p), 0);
+    gates_unlink();
+    unlink(fifo_path);
+}
+END_TEST
+
 static Suite *process_suite(void)
 {
     Suite *s = suite_create("process");
@@ -1279,6 +1714,13 @@ static Suite *process_suite(void)
     tcase_add_test(tc, tasks_queued_behind_a_killed_worker_still_run);
     tcase_add_test(tc, direct_task_times_out_and_can_be_killed);
     tcase_add_test(tc, direct_submit_of_a_large_frame);
+    tcase_add_test(tc, death_with_a_task_pipelined_behind_fails_it_alone);
+    tcase_add_test(tc, crash_with_a_task_pipelined_behind_fails_it_alone);
+    tcase_add_test(tc, kill_task_of_a_pipelined_task);
+    tcase_add_test(tc, pipelined_timeout_counts_from_its_start);
+    tcase_add_test(tc, max_tasks_with_pipelining);
+    tcase_add_test(tc, many_small_tasks_pipelined);
+    tcase_add_test(tc, requeued_task_is_running_and_can_be_killed);
     suite_add_tcase(s, tc);
     return s;
 }
