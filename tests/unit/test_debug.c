@@ -598,6 +598,8 @@ START_TEST(dump_on_sigquit_goes_to_the_log)
     close(fd);
     ck_assert_rc(weft_log_set_file(path), 0);
     weft_green *g = spawn_named(sleep_long, NULL, "napper");
+    /* Asleep before the signal, so that the dump it brings shows it so. */
+    free(await_line("napper", "on sleep"));
     ck_assert_int_eq(sigaction(SIGQUIT, NULL, &before), 0);
     ck_assert_rc(weft_dump_on_sigquit(1), 0);
     ck_assert_rc(weft_dump_on_sigquit(1), 0); /* idempotent */
