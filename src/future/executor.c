@@ -336,12 +336,7 @@ static void take_spin(weft_executor *ex)
             atomic_load_explicit(&ex->pending, memory_order_relaxed) != 0 ||
             atomic_load_explicit(&ex->closed, memory_order_relaxed))
             break;
-        /* Past the ordinary budget, give the core away now and then: the
-         * submitter may be waiting for it (os_block does the same). */
-        if (i >= weft__park_spin_iters && (i & 31) == 0)
-            sched_yield();
-        else
-            weft__cpu_relax();
+        weft__spin_step(i);
     }
     atomic_store(&ex->spinning, 0);
 }

@@ -204,7 +204,6 @@ int weft_as_completed_start(weft_as_completed **out, weft_future *const *fs,
         if (it->ws[i].ctx == NULL)
             continue; /* queued above */
         it->ws[i].notify = ac_notify;
-        it->ws[i].ctx = it;
         it->ws[i].index = i;
         if (!weft__future_watch_add(fs[i], &it->ws[i])) {
             weft__waitq_lock(&it->wq);

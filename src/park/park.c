@@ -15,7 +15,6 @@
 #include "park.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -45,13 +44,7 @@ static void os_block(weft__waiter *w, int64_t deadline)
         if (atomic_load_explicit(&w->state, memory_order_acquire) ==
             WEFT__W_WOKEN)
             return;
-        /* Past the ordinary budget (a long hand-off spin), give the CPU
-         * away now and then: the thread that will wake us may be waiting
-         * for this very core, and spinning on would only delay it. */
-        if (i >= weft__park_spin_iters && (i & 31) == 0)
-            sched_yield();
-        else
-            weft__cpu_relax();
+        weft__spin_step(i);
     }
     s = WEFT__W_WAITING;
     if (atomic_compare_exchange_strong(&w->state, &s, WEFT__W_SLEEPING) ||

@@ -85,6 +85,12 @@ extern unsigned weft__park_spin_iters;
 extern unsigned weft__lock_spin_iters;
 extern unsigned weft__handoff_spin_iters;
 
+/* Step i (from 0) of a spin that may run past the ordinary park budget (a
+ * hand-off spin): cpu_relax, but past that budget a sched_yield every 32
+ * steps, since the thread we wait for may be waiting for this very core
+ * and spinning on would only delay it. */
+void weft__spin_step(unsigned i);
+
 /* Number of CPUs this process may run on (>= 1). */
 int weft__cpu_count(void);
 

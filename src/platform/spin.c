@@ -10,6 +10,7 @@
  */
 #include "platform.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #define PARK_SPIN_NS_DEFAULT 4000
@@ -55,4 +56,12 @@ __attribute__((constructor)) static void spin_init(void)
     weft__park_spin_iters = iters_for(env_ns("WEFT_SPIN_NS", PARK_SPIN_NS_DEFAULT), ps);
     weft__lock_spin_iters = iters_for(env_ns("WEFT_LOCK_SPIN_NS", LOCK_SPIN_NS_DEFAULT), ps);
     weft__handoff_spin_iters = iters_for(env_ns("WEFT_HANDOFF_SPIN_NS", HANDOFF_SPIN_NS_DEFAULT), ps);
+}
+
+void weft__spin_step(unsigned i)
+{
+    if (i >= weft__park_spin_iters && (i & 31) == 0)
+        sched_yield();
+    else
+        weft__cpu_relax();
 }
