@@ -74,3 +74,14 @@ int test_main(Suite *(*make_suite)(void))
     srunner_free(sr);
     return failed ? 1 : 0;
 }
+
+char *test_dump(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(weft_dump(f), 0);
+    fclose(f);
+    return buf;
+}

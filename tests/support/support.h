@@ -31,6 +31,9 @@ int tt_run_n(int n, int (*fn)(void *), void *args, size_t argsize);
 
 long test_scale(void);
 long test_slow(void);
+
+/* weft_dump's report as a string (free it). */
+char *test_dump(void);
 #define MS(x) ((int64_t)(x) * WEFT_NSEC_PER_MSEC)
 
 /* Assert that a timed call took at least lo ns and at most hi ns (hi is

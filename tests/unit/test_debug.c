@@ -25,18 +25,6 @@
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* The dump as a string (free it). */
-static char *dump_str(void)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_rc(weft_dump(f), 0);
-    fclose(f);
-    return buf;
-}
-
 /* The dump's line for the thread named name ("'name'"), copied; or NULL. */
 static char *line_of(const char *dump, const char *name)
 {
@@ -56,7 +44,7 @@ static char *await_line(const char *name, const char *want)
 {
     int64_t until = weft_deadline_in(MS(10000) * test_slow());
     for (;;) {
-        char *d = dump_str(), *l = line_of(d, name);
+        char *d = test_dump(), *l = line_of(d, name);
         free(d);
         if (l != NULL && strstr(l, want) != NULL)
             return l;
@@ -196,7 +184,7 @@ START_TEST(dump_shows_threads_in_known_states)
     free(l);
     free(await_line("spinner", ": running"));
 
-    char *dump = dump_str();
+    char *dump = test_dump();
     ck_assert_ptr_nonnull(strstr(dump, "weft dump at "));
     ck_assert_ptr_nonnull(strstr(dump, "OS thread 'MainThread'"));
     ck_assert_ptr_nonnull(strstr(dump, "OS thread 'green-worker-0'"));

@@ -363,12 +363,7 @@ END_TEST
 /* Whether the dump shows a wait whose description contains what. */
 static bool dump_shows(const char *what)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_rc(weft_dump(f), 0);
-    fclose(f);
+    char *buf = test_dump();
     bool seen = strstr(buf, what) != NULL;
     free(buf);
     return seen;
