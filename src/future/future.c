@@ -93,12 +93,13 @@ void weft_future_release(weft_future *f)
         report_unread(f);
     if (s == WEFT_FUTURE_FINISHED && f->free_fn != NULL)
         f->free_fn(f->value);
+    if (s == WEFT_FUTURE_FAILED)
+        free(f->message);
     for (weft__future_cb *c = f->cbs; c != NULL;) {
         weft__future_cb *next = c->next;
         free(c);
         c = next;
     }
-    free(f->message);
     free(f->task_msg);
     free(f);
 }
@@ -153,8 +154,14 @@ static weft__future_cb *publish_locked(weft_future *f, uint32_t state)
         w->linked = false;
         w->notify(w, f);
     }
-    weft__future_cb *cbs = f->cbs;
-    f->cbs = f->cbs_tail = NULL;
+    /* The list is newest first: turn it round, to run oldest first. */
+    weft__future_cb *cbs = NULL;
+    while (f->cbs != NULL) {
+        weft__future_cb *c = f->cbs;
+        f->cbs = c->next;
+        c->next = cbs;
+        cbs = c;
+    }
     return cbs;
 }
 
@@ -189,11 +196,14 @@ static int complete(weft_future *f, uint32_t state, void *value,
         weft__waitq_unlock(&f->wq);
         return -EINVAL;
     }
-    f->value = value;
-    f->size = size;
-    f->free_fn = free_fn;
-    f->code = code;
-    f->message = message;
+    if (state == WEFT_FUTURE_FAILED) {
+        f->code = code;
+        f->message = message;
+    } else {
+        f->value = value;
+        f->size = size;
+        f->free_fn = free_fn;
+    }
     weft__future_cb *cbs = publish_locked(f, state);
     weft__waitq_unlock(&f->wq);
     if (cbs != NULL)
@@ -365,16 +375,12 @@ int weft_future_add_done_callback(weft_future *f, weft_future_callback cb,
     weft__future_cb *c = malloc(sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    c->next = NULL;
     c->fn = cb;
     c->arg = arg;
     weft__waitq_lock(&f->wq);
     if (!weft_future_done(f)) {
-        if (f->cbs_tail != NULL)
-            f->cbs_tail->next = c;
-        else
-            f->cbs = c;
-        f->cbs_tail = c;
+        c->next = f->cbs;
+        f->cbs = c;
         weft__waitq_unlock(&f->wq);
         return 0;
     }

@@ -42,12 +42,18 @@ struct weft_future {
     weft__waitq wq;               /* result waiters; its guard guards all
                                      that follows */
     _Atomic bool error_read;      /* someone asked for the failure */
-    void *value;
-    size_t size;
-    void (*free_fn)(void *);
-    int code;
-    char *message;                /* malloc'd; NULL unless FAILED */
-    weft__future_cb *cbs, *cbs_tail;
+    void *value;                  /* FINISHED: the result */
+    union {                       /* the outcome: which one is live is */
+        struct {                  /* told by the done state alone */
+            size_t size;          /* FINISHED */
+            void (*free_fn)(void *);
+        };
+        struct {
+            int code;             /* FAILED */
+            char *message;        /* malloc'd; NULL if memory ran out */
+        };
+    };
+    weft__future_cb *cbs;         /* newest first; run oldest first */
     weft__future_watch *watchers;
 
     /* The executor's work item, owned by the executor (not guarded by the
@@ -59,6 +65,27 @@ struct weft_future {
     char *task_msg;               /* weft_task_fail's message, written by
                                      the running task, read by its worker */
 };
+
+/* A future is allocated and freed once per task, often 100,000 at a time,
+ * freed in the order they were allocated.  At 120 bytes or less glibc's
+ * malloc serves it from its fast bins (chunks up to 128 bytes), which take
+ * a free in any order without coalescing; at 144 bytes every free of a
+ * batch coalesced with its neighbour, and a thread-pool batch ran at about
+ * 5.3M tasks/s against 9.3M (docs/BENCHMARKS.md, "Executors").  That is
+ * why the outcome is a union and the callbacks have no tail pointer.  A
+ * field added here must keep within the bound or come with a measurement. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct weft_future) <= 120,
+               "struct weft_future outgrew glibc's fast bins");
+
+/* A future is allocated and freed once per task, often 100,000 at a time
+ * and freed in the order allocated.  At 120 bytes or less glibc's malloc
+ * serves it from its fast bins (chunks up to 128 bytes), which take a free
+ * in any order without coalescing; at 144 bytes every free of a batch
+ * coalesced with its neighbour, and a batch of the thread pool ran at 5.3M
+ * tasks/s against 9.3M (docs/BENCHMARKS.md, "Executors").  Fields added
+ * here must keep it within the bound, or come with a measurement. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct weft_future) <= 120,
+               "struct weft_future outgrew glibc's fast bins");
 
 /* Add w to f's watchers unless f is done.  Returns true if added; false if
  * f was already done (w is untouched and notify will not run). */
