@@ -38,7 +38,7 @@
  * stays, if nobody is queued): the next contender whose spin fails takes
  * the slot over and flies at once, again without a fence.  So two threads
  * trading a hot lock pay neither membarrier nor futex wake; measured, the
- * two-thread counter rose from ~1.6x to ~3-4x pthread_mutex.
+ * two-thread counter rose from ~1.5x to ~2.3-2.8x pthread_mutex.
  *   (Rejected: keeping QUEUED set while the woken waiter competes, so that
  *   it re-parks without the fence.  Correct (the guard orders the re-park
  *   against every release, all of which take the slow path meanwhile), but
@@ -51,7 +51,7 @@
  * the lock directly: the releaser re-takes the lock and passes it to that
  * waiter, which returns owning it, so nobody is kept out for much longer
  * than that (the starvation mode of Go's sync.Mutex and CPython's PyMutex).
- * A flyer that has waited FLY_NS (half of that) since it first queued
+ * A flyer that has waited FLY_NS (a quarter of that) since it first queued
  * re-parks at the front, marked (e.data) for the hand-off at the next
  * release; its naps end no later than then.  A woken waiter that parks
  * again goes back to the front of the queue, keeping the time it first
@@ -95,14 +95,19 @@
 #define WOKEN 2u  /* releases need not wake: a flyer will look at locked */
 #define VACANT 4u /* with WOKEN: nobody flies; wq is empty */
 
-/* A flyer that has waited this long parks and asks for the hand-off. */
-#define FLY_NS (WEFT_LOCK_HANDOFF_NS / 2)
+/* A flyer that has waited this long parks and asks for the hand-off.  A
+ * quarter of the hand-off time, because a nap can end late: a thread woken
+ * by its timer may wait for a CPU the holder (or, on a shared machine,
+ * another process) occupies, and naps of over a millisecond were seen under
+ * load; with half, the median of the benchmark's per-run worst wait was
+ * 1.5-1.7 ms in such runs, with a quarter 0.3-1.0 ms. */
+#define FLY_NS (WEFT_LOCK_HANDOFF_NS / 4)
 
 /* How long a flyer sleeps between two looks at the lock.  The kernel's
  * timer slack (50 us by default for an OS thread) comes on top, so a lock
  * freed for good waits about as long for its flyer as a futex wake-up takes
- * here.  Measured on the two-thread counter: 10, 20 and 50 us all gave
- * ~2x the old figure; see the commit that set it. */
+ * here.  On the two-thread counter 10, 20 and 50 us measured alike within
+ * this machine's noise (each 1.5-2x the throughput of re-parking). */
 #define NAP_NS 20000
 
 void weft_lock_init(weft_lock *self)
