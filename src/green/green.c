@@ -5,7 +5,11 @@
  * a pooled stack (platform/stack.h) and an embedded park waiter, so every
  * primitive waits in it through park_green.c.  Join waits on the thread's
  * `done` event, which is why it works from OS threads and green threads
- * alike.  The struct has two references: the handle (dropped by a joiner
+ * alike - but only if the thread has not ended, and the exit sets the
+ * event only if a joiner announced itself ("Join", above green_main).
+ * Structs and stacks come from the calling worker's cache, without a lock
+ * ("the per-worker cache"), in front of the global pools.  The struct has
+ * two references: the handle (dropped by a joiner
  * that succeeded, or by detach) and the running thread (dropped by the
  * scheduler after the thread switched away for the last time: its stack is
  * freed there, never on itself).  At zero the struct goes back to a pool
@@ -18,9 +22,10 @@
  * Invariants: refs > 0 while the handle is held or the thread has not been
  * reaped; a struct in the pool has run_state FREE, which every waker
  * ignores; waiter.kind/ops/owner never change once a struct exists.
- * Locking: the pool is guarded by pool_lock (a futex mutex, a leaf); the
- * handle state and refs are atomic; the rest is written before the thread
- * is queued (the queue hand-off publishes it) or by the thread itself.
+ * Locking: the global pool is guarded by pool_lock (a futex mutex, a leaf);
+ * a worker's caches are its owner's only; the handle state, join_state and
+ * refs are atomic; the rest is written before the thread is queued (the
+ * queue hand-off publishes it) or by the thread itself.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -106,7 +111,8 @@ static int gtake_global(weft_green **v, int max)
     weft__waitq_lock(&pool_lock);
     n = pool_n < (size_t)max ? (int)pool_n : max;
     pool_n -= (size_t)n;
-    memcpy(v, pool_free + pool_n, (size_t)n * sizeof *v);
+    if (n > 0) /* pool_free is NULL before the first slab */
+        memcpy(v, pool_free + pool_n, (size_t)n * sizeof *v);
     weft__waitq_unlock(&pool_lock);
     return n;
 }
@@ -161,7 +167,9 @@ static void release_extras(weft_green *g)
  * each from the cache of the worker it runs on (owner only: nothing but
  * that worker's OS thread touches it, and no switch happens inside these
  * functions).  An empty cache takes HALF from the global pools in one lock
- * hold each; a full one gives its older HALF back the same way; a worker
+ * hold each; a full one gives half back the same way (the top half: no
+ * copying, and the global pools hand out their most recent first, so
+ * those are what the next refill anywhere takes); a worker
  * that stops, and a spare that rests, give back everything
  * (weft__green_cache_flush).  So a batch that spawns on one worker and
  * exits on another (a spare, or a thief) costs one lock hold per HALF
@@ -186,8 +194,14 @@ static weft_green *cache_galloc(weft__worker *w)
     struct slab *s;
     int n = 0;
 
-    if (WEFT_LIKELY(w->gcache_n > 0))
-        return w->gcache[--w->gcache_n];
+    if (WEFT_LIKELY(w->gcache_n > 0)) {
+        weft_green *g = w->gcache[--w->gcache_n];
+        /* The next spawn's struct: in a batch it is cold, and fetching it
+         * now overlaps that miss with this spawn's work. */
+        if (w->gcache_n > 0)
+            __builtin_prefetch(w->gcache[w->gcache_n - 1], 1);
+        return g;
+    }
     n = gtake_global(w->gcache, HALF);
     if (n > 0) {
         w->gcache_n = n - 1;
@@ -205,10 +219,8 @@ static weft_green *cache_galloc(weft__worker *w)
 static void cache_gfree(weft__worker *w, weft_green *g)
 {
     if (WEFT_UNLIKELY(w->gcache_n == WEFT__GREEN_CACHE)) {
-        gput_global(w->gcache, HALF);
-        memmove(w->gcache, w->gcache + HALF,
-                (WEFT__GREEN_CACHE - HALF) * sizeof w->gcache[0]);
-        w->gcache_n -= HALF;
+        gput_global(w->gcache + HALF, WEFT__GREEN_CACHE - HALF);
+        w->gcache_n = HALF;
     }
     w->gcache[w->gcache_n++] = g;
 }
@@ -243,10 +255,8 @@ static void cache_stack_free(weft__worker *w, weft__stack *s)
         return;
     }
     if (WEFT_UNLIKELY(w->scache_n == WEFT__GREEN_CACHE)) {
-        weft__stack_free_n(w->scache, HALF);
-        memmove(w->scache, w->scache + HALF,
-                (WEFT__GREEN_CACHE - HALF) * sizeof w->scache[0]);
-        w->scache_n -= HALF;
+        weft__stack_free_n(w->scache + HALF, WEFT__GREEN_CACHE - HALF);
+        w->scache_n = HALF;
     }
     w->scache_size = s->size;
     w->scache[w->scache_n++] = *s;
@@ -276,8 +286,10 @@ static void gfree(weft_green *g)
         atomic_store_explicit(&g->run_state, WEFT__G_FREE,
                               memory_order_release);
         weft__fence_light(); /* FREE before walking; pairs with the heavy */
+        /* Acquire: a 0 written by the end of a walk orders that walk's
+         * reads before whatever the struct's next life writes. */
         if (WEFT_UNLIKELY(atomic_load_explicit(&walking,
-                                               memory_order_relaxed) != 0)) {
+                                               memory_order_acquire) != 0)) {
             weft__waitq_lock(&pool_lock); /* waits for the walk to end */
             weft__waitq_unlock(&pool_lock);
         }
@@ -315,7 +327,7 @@ long weft__green_walk(void (*fn)(weft_green *g, void *arg), void *arg)
         }
     }
     weft__waitq_unlock(&pool_lock);
-    atomic_fetch_sub(&walking, 1);
+    atomic_fetch_sub_explicit(&walking, 1, memory_order_release);
     return n;
 }
 
@@ -388,6 +400,8 @@ void weft__green_reap(weft_green *g)
     weft__worker *w = weft__worker_self();
 
     weft__gctx_destroy(&g->gctx);
+    if (WEFT_UNLIKELY(g->name != g->name_buf)) /* freed with the struct */
+        weft__stack_set_owner(&g->stack, NULL, NULL);
     if (WEFT_LIKELY(w != NULL))
         cache_stack_free(w, &g->stack);
     else
@@ -399,24 +413,81 @@ void weft__green_reap(weft_green *g)
     weft__sched_live_done();
 }
 
-/* Name g: an explicit name is copied (inline if it fits); the default
- * "Green-<id>" is written by hand into name_buf.  It is written at spawn,
- * not at the first weft_green_name, because the stack's overflow report
- * (stack_guard.c, a signal handler) prints the name and can format
- * nothing; the hand-written conversion, two digits at a time, costs ~30
- * instructions where snprintf cost ~30% of a whole spawn.  -ENOMEM if a
- * long name cannot be copied. */
-static int set_name(weft_green *g, const char *name)
+/* Write "Green-<id>" into buf (WEFT__GREEN_NAME_BUF bytes: 6 + 20 digits
+ * + NUL fit), two digits at a time, without libc. */
+static void format_default(char *buf, uint64_t v)
 {
     static const char pairs[] =
         "00010203040506070809101112131415161718192021222324252627282930313233"
         "34353637383940414243444546474849505152535455565758596061626364656667"
         "6869707172737475767778798081828384858687888990919293949596979899";
-    uint64_t v = g->id;
     uint64_t p = 10;
     char *end;
     int len = 1;
 
+    while (len < 20 && v >= p) { /* 20 digits hold any uint64_t */
+        len++;
+        p *= 10;
+    }
+    memcpy(buf, "Green-", 6);
+    end = buf + 6 + len;
+    *end = '\0';
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        end -= 2;
+        end[0] = pairs[2 * r];
+        end[1] = pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        end[-2] = pairs[2 * v];
+        end[-1] = pairs[2 * v + 1];
+    } else {
+        end[-1] = (char)('0' + v);
+    }
+}
+
+/* Ids on a worker come from a block of ID_BLOCK taken with one atomic add
+ * (no shared cache line per spawn), and the worker keeps the default name
+ * of its next id written out (id_text), so that naming a green thread is a
+ * 32-byte copy and a decimal increment, mostly of one digit.  Ids stay
+ * unique and, per spawning worker, increasing.  Owner of w. */
+#define ID_BLOCK 256
+
+static uint64_t next_worker_id(weft__worker *w, char *name)
+{
+    uint64_t id;
+    int i;
+
+    if (WEFT_UNLIKELY(w->id_next == w->id_end)) {
+        w->id_next = atomic_fetch_add_explicit(&next_id, ID_BLOCK,
+                                               memory_order_relaxed);
+        w->id_end = w->id_next + ID_BLOCK;
+        format_default(w->id_text, w->id_next);
+        w->id_len = (int)strlen(w->id_text);
+    }
+    id = w->id_next++;
+    memcpy(name, w->id_text, sizeof w->id_text);
+    /* Advance id_text to id_next: add one to its last digit, carrying. */
+    for (i = w->id_len - 1; i >= 6 && w->id_text[i] == '9'; i--)
+        w->id_text[i] = '0';
+    if (WEFT_LIKELY(i >= 6)) {
+        w->id_text[i]++;
+    } else { /* all nines: one digit more */
+        format_default(w->id_text, w->id_next);
+        w->id_len++;
+    }
+    return id;
+}
+
+/* Name g: an explicit name is copied (inline if it fits); the default
+ * "Green-<id>" is in name_buf already if written (next_worker_id), else
+ * formatted by hand.  It is written at spawn, not at the first
+ * weft_green_name, because the stack's overflow report (stack_guard.c, a
+ * signal handler) prints the name and can format nothing.  -ENOMEM if a
+ * long name cannot be copied. */
+static int set_name(weft_green *g, const char *name, bool written)
+{
     if (WEFT_UNLIKELY(name != NULL)) {
         size_t n = strnlen(name, 63); /* weft/green.h: 63 bytes kept */
         char *copy;
@@ -434,26 +505,8 @@ static int set_name(weft_green *g, const char *name)
         g->name = copy;
         return 0;
     }
-    while (len < 20 && v >= p) { /* 20 digits hold any uint64_t */
-        len++;
-        p *= 10;
-    }
-    memcpy(g->name_buf, "Green-", 6);
-    end = g->name_buf + 6 + len;
-    *end = '\0';
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        end -= 2;
-        end[0] = pairs[2 * r];
-        end[1] = pairs[2 * r + 1];
-    }
-    if (v >= 10) {
-        end[-2] = pairs[2 * v];
-        end[-1] = pairs[2 * v + 1];
-    } else {
-        end[-1] = (char)('0' + v);
-    }
+    if (!written)
+        format_default(g->name_buf, g->id);
     g->name = g->name_buf;
     return 0;
 }
@@ -511,13 +564,17 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
     weft__waiter_reset(&g->waiter);
     atomic_store_explicit(&g->timer_worker, NULL, memory_order_relaxed);
     g->heap_idx = -1;
-    g->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    if (w != NULL) {
+        g->id = next_worker_id(w, g->name_buf);
+    } else {
+        g->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    }
     g->fn = fn;
     g->arg = arg;
     g->result = 0;
     g->site = site;
     g->switch_why = 0;
-    if (set_name(g, opts ? opts->name : NULL) != 0) {
+    if (set_name(g, opts ? opts->name : NULL, w != NULL) != 0) {
         spawn_undo(w, g);
         return -ENOMEM;
     }

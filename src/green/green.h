@@ -250,6 +250,10 @@ struct weft__worker {
      * weft__sched_ready; green.c, "Join"). */
     bool wake_tail;
     size_t scache_size;            /* the size of every cached stack */
+    /* Green-thread ids (green.c, next_worker_id): owner only. */
+    uint64_t id_next, id_end;      /* the block being handed out */
+    int id_len;                    /* strlen(id_text) */
+    char id_text[WEFT__GREEN_NAME_BUF]; /* "Green-<id_next>" */
     weft_green *gcache[WEFT__GREEN_CACHE];
     weft__stack scache[WEFT__GREEN_CACHE];
 };

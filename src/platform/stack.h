@@ -91,13 +91,33 @@ void weft__stack_free(weft__stack *s);
  * also makes new ones).  Only stacks whose guard is installed are taken,
  * so no system call is made here. */
 size_t weft__stack_alloc_n(weft__stack *s, size_t n, size_t size);
-/* Free s[0..n) (zeroed entries are skipped) in one hold of the lock. */
+/* Free s[0..n) (zeroed entries are skipped) in one hold of the lock.
+ * Every stack must have been passed to weft__stack_recycle since code last
+ * ran on it (the caches do so when they take a stack back): this call does
+ * not unpoison again, nor forget the owners' names (which must therefore
+ * stay valid strings, or have been cleared). */
 void weft__stack_free_n(weft__stack *s, size_t n);
 /* The stack's user is done with it but keeps it allocated for the next
- * one (a cache): forget the owner's names (weft__stack_set_owner) and,
- * under AddressSanitizer, unpoison what the last user's frames left
- * poisoned, as weft__stack_free does. */
+ * one (a cache): under AddressSanitizer, unpoison what the last user's
+ * frames left poisoned, as weft__stack_free does; otherwise nothing (an
+ * inline no-op: the hot path of a cache touches no slot).  The owner's
+ * names stay until the next weft__stack_set_owner, so a caller whose name
+ * string is about to be freed clears them first (set_owner NULL, NULL). */
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT__STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__STACK_ASAN 1
+#endif
+#endif
+#ifdef WEFT__STACK_ASAN
 void weft__stack_recycle(weft__stack *s);
+#else
+static inline void weft__stack_recycle(weft__stack *s)
+{
+    (void)s;
+}
+#endif
 /* size rounded up to the page size, as weft__stack_alloc rounds it; 0 for
  * 0 or above WEFT__STACK_MAX_SIZE. */
 size_t weft__stack_round(size_t size);

@@ -10,7 +10,9 @@
  * bound a free gives back its stack's pages and, in one go, enough warm
  * neighbours' to make room for the next frees - an eighth of the bound,
  * coalesced into one madvise per run of adjacent slots - instead of one
- * system call per free), its unguarded
+ * system call per free; by default the bound is the recent peak of live
+ * stacks, halving once a second down to the last second's peak, and what
+ * it no longer covers is given back in the same bulk way), its unguarded
  * list (slots whose guard could not be installed yet), the current chunk's
  * never-used slots, or a new chunk.  A slot's guard is installed the first
  * time the slot is handed out, outside the lock.
@@ -38,7 +40,8 @@
  *
  * Locking: `lock` (a futex mutex: the platform layer sits below park) guards
  * the classes, their lists, every slot's `next`, `state` and `guarded`
- * fields while the slot is pooled, chunk `fresh` indexes and the stats.  It
+ * fields while the slot is pooled, chunk `fresh` indexes, the stats and
+ * the bound's bookkeeping (live_bytes, the peaks, the decay clock).  It
  * is never held across a system call except mmap of a new chunk and the
  * explicit weft__stack_trim.  A slot handed out is its owner's alone until
  * freed, so the owner sets `guarded` without the lock (the free that
@@ -55,18 +58,16 @@
 #include "lib/assert.h"
 #include "platform.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef WEFT__STACK_ASAN /* stack.h */
 #define STACK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define STACK_ASAN 1
-#endif
 #endif
 #ifdef STACK_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
 enum { FRESH, IN_USE, WARM, COLD, UNGUARDED, RELEASING };
+/* (live_bytes sums IN_USE slots' sizes only; RELEASING ones left it when
+ * they were freed.) */
 
 #define CHUNK_TARGET_BYTES ((size_t)16 << 20)
 #define CHUNK_MAX_SLOTS 256u
@@ -445,18 +446,13 @@ static struct weft__stack_slot *scrub(weft__stack *s)
     return sl;
 }
 
+#ifdef STACK_ASAN
 void weft__stack_recycle(weft__stack *s)
 {
-    struct weft__stack_slot *sl = s ? s->slot : NULL;
-
-    if (!sl)
-        return;
-    atomic_store_explicit(&sl->name, NULL, memory_order_relaxed);
-    atomic_store_explicit(&sl->site, NULL, memory_order_relaxed);
-#ifdef STACK_ASAN
-    __asan_unpoison_memory_region(s->lo, s->size);
-#endif
+    if (s && s->slot)
+        __asan_unpoison_memory_region(s->lo, s->size);
 }
+#endif
 
 /* Lock held.  Every DECAY_NS (looked at every 64th free: the clock is
  * not read on every free; a batch counts as many), the peak halves, but
@@ -545,9 +541,6 @@ void weft__stack_free_n(weft__stack *s, size_t n)
     struct weft__stack_slot *batch[BATCH];
     size_t nb = 0, nwarm = 0, lim;
 
-    for (size_t i = 0; i < n; i++)
-        if (s[i].slot)
-            (void)scrub(&s[i]);
     pool_lock();
     lim = bound(); /* frees do not raise it */
     for (size_t i = 0; i < n; i++) {
@@ -558,6 +551,7 @@ void weft__stack_free_n(weft__stack *s, size_t n)
             WEFT_PANIC("stack %p freed twice (state %d)", s[i].lo,
                        sl->state);
         size_t size = s[i].size;
+        WEFT_ASSERT(size == sl->chunk->size);
         s[i].lo = NULL;
         s[i].size = 0;
         s[i].slot = NULL;
