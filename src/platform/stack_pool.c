@@ -575,12 +575,12 @@ void weft__stack_free_n(weft__stack *s, size_t n)
     stats.pooled += nwarm;
     stats.pooled_warm += nwarm;
     decay((unsigned)n);
-    if (nb == 0) {
-        settle();
-        return;
+    if (nb != 0) {
+        pool_unlock();
+        release_cold(batch, nb);
+        pool_lock();
     }
-    pool_unlock();
-    release_cold(batch, nb);
+    settle(); /* the bound may just have decayed */
 }
 
 size_t weft__stack_alloc_n(weft__stack *s, size_t n, size_t size)

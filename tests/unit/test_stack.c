@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -363,6 +364,41 @@ START_TEST(default_bound_follows_the_peak)
     ck_assert_uint_eq(st.pooled_warm, 0);
     ck_assert_uint_eq(st.pooled, (size_t)n);
     ck_assert_uint_eq(weft__stack_set_pool_limit(WEFT__STACK_POOL_AUTO), 0);
+    free(s);
+}
+END_TEST
+
+START_TEST(peak_decays_and_pages_go_back)
+{
+    /* After a burst, steady activity with few stacks live lets the peak
+     * halve once a second, down to the 256 MiB floor: the warm stacks
+     * beyond it are given back in bulk by a later free. */
+    long n = 6000;
+    weft__stack *s = calloc((size_t)n, sizeof *s), one;
+    weft__stack_stats st;
+    ck_assert_ptr_nonnull(s);
+    for (long i = 0; i < n; i++)
+        ck_assert_rc(weft__stack_alloc(&s[i], 64 * 1024), 0);
+    for (long i = 0; i < n; i++)
+        weft__stack_free(&s[i]);
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.pooled_warm, (size_t)n);
+    int64_t until = weft_deadline_in(MS(6000));
+    do {
+        for (int i = 0; i < 64; i++) {
+            ck_assert_rc(weft__stack_alloc(&one, 64 * 1024), 0);
+            weft__stack_free(&one);
+        }
+        weft__stack_get_stats(&st);
+        if (st.pooled_warm <= 4096)
+            break;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* time is what is tested: the decay */
+    } while (weft_now() < until);
+    ck_assert_msg(st.pooled_warm <= 4096, "%zu warm stacks after 6 s",
+                  st.pooled_warm);
+    ck_assert_uint_eq(st.bound, (size_t)256 << 20);
+    ck_assert_uint_eq(st.pooled, (size_t)n);
     free(s);
 }
 END_TEST
@@ -734,6 +770,7 @@ static Suite *stack_suite(void)
     tcase_add_test(c, pool_bound_gives_pages_back);
     tcase_add_test(c, default_bound_follows_the_peak);
     tcase_add_test(c, batch_alloc_and_free);
+    tcase_add_test(c, peak_decays_and_pages_go_back);
     tcase_add_test(c, vmas_stay_few_at_100k_stacks);
     tcase_add_test(c, write_below_lo_hits_guard);
     tcase_add_test(c, deep_recursion_reports_overflow);
