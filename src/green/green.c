@@ -5,7 +5,11 @@
  * a pooled stack (platform/stack.h) and an embedded park waiter, so every
  * primitive waits in it through park_green.c.  Join waits on the thread's
  * `done` event, which is why it works from OS threads and green threads
- * alike.  The struct has two references: the handle (dropped by a joiner
+ * alike - but only if the thread has not ended, and the exit sets the
+ * event only if a joiner announced itself ("Join", above green_main).
+ * Structs and stacks come from the calling worker's cache, without a lock
+ * ("the per-worker cache"), in front of the global pools.  The struct has
+ * two references: the handle (dropped by a joiner
  * that succeeded, or by detach) and the running thread (dropped by the
  * scheduler after the thread switched away for the last time: its stack is
  * freed there, never on itself).  At zero the struct goes back to a pool
@@ -18,9 +22,10 @@
  * Invariants: refs > 0 while the handle is held or the thread has not been
  * reaped; a struct in the pool has run_state FREE, which every waker
  * ignores; waiter.kind/ops/owner never change once a struct exists.
- * Locking: the pool is guarded by pool_lock (a futex mutex, a leaf); the
- * handle state and refs are atomic; the rest is written before the thread
- * is queued (the queue hand-off publishes it) or by the thread itself.
+ * Locking: the global pool is guarded by pool_lock (a futex mutex, a leaf);
+ * a worker's caches are its owner's only; the handle state, join_state and
+ * refs are atomic; the rest is written before the thread is queued (the
+ * queue hand-off publishes it) or by the thread itself.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,11 +33,14 @@
 
 #include "green.h"
 #include "lib/assert.h"
+#include "platform/platform.h"
 #include "weft/log.h"
 
 #define SLAB 64
+#define HALF (WEFT__GREEN_CACHE / 2)
 
 enum { H_OWNED = 0, H_JOINED = 1, H_DETACHED = 2 };
+enum { JOIN_DONE = 1, JOIN_WAITER = 2 };
 
 struct slab {
     struct slab *next;
@@ -40,29 +48,32 @@ struct slab {
 };
 
 static weft__waitq pool_lock;      /* only its guard is used */
-static weft_green *pool_free;      /* guarded by pool_lock */
+static weft_green **pool_free;     /* guarded by pool_lock: the free
+                                      structs, an array (not a list through
+                                      the structs: taking a batch then
+                                      chases no pointers through cold
+                                      structs); room for every struct */
+static size_t pool_n, pool_cap;    /* guarded by pool_lock */
+static size_t nstructs;            /* guarded by pool_lock: in all slabs */
 static struct slab *slabs;         /* guarded by pool_lock; never freed */
+static _Atomic int walking;        /* debug walks under way */
 static _Atomic uint64_t next_id = 1;
 
 static _Atomic int nkeys;
 static void (*key_dtor[WEFT__GREEN_KEYS])(void *); /* written before nkeys
                                                       is raised */
 
-/* ---- the struct pool -------------------------------------------------- */
+/* ---- the global struct pool ------------------------------------------- */
 
-static weft_green *galloc(void)
+/* A new slab, linked into the slab list (so the walk sees it) but not into
+ * pool_free: the caller takes all of its structs.  The pool's array grows
+ * here to hold every struct, so that putting one back never fails.  NULL
+ * without memory. */
+static struct slab *new_slab(void)
 {
-    weft_green *g;
-    struct slab *s;
+    struct slab *s = calloc(1, sizeof *s);
+    weft_green **arr = NULL;
 
-    weft__waitq_lock(&pool_lock);
-    g = pool_free;
-    if (g != NULL)
-        pool_free = g->pool_next;
-    weft__waitq_unlock(&pool_lock);
-    if (g != NULL)
-        return g;
-    s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     for (int i = 0; i < SLAB; i++) {
@@ -70,15 +81,68 @@ static weft_green *galloc(void)
         weft__waiter_init(&x->waiter, WEFT__WAITER_GREEN,
                           &weft__green_park_ops, x);
         atomic_init(&x->run_state, WEFT__G_FREE);
+        weft_event_init(&x->done);
         x->heap_idx = -1;
-        x->pool_next = i + 1 < SLAB ? &s->g[i + 1] : NULL;
     }
     weft__waitq_lock(&pool_lock);
+    if (nstructs + SLAB > pool_cap) {
+        size_t cap = pool_cap ? pool_cap * 2 : 16 * SLAB;
+        arr = realloc(pool_free, cap * sizeof *arr);
+        if (arr == NULL) {
+            weft__waitq_unlock(&pool_lock);
+            free(s);
+            return NULL;
+        }
+        pool_free = arr;
+        pool_cap = cap;
+    }
     s->next = slabs;
     slabs = s;
-    s->g[SLAB - 1].pool_next = pool_free;
-    pool_free = &s->g[1];
+    nstructs += SLAB;
     weft__waitq_unlock(&pool_lock);
+    return s;
+}
+
+/* Up to max free structs from the global pool into v; how many. */
+static int gtake_global(weft_green **v, int max)
+{
+    int n;
+
+    weft__waitq_lock(&pool_lock);
+    n = pool_n < (size_t)max ? (int)pool_n : max;
+    pool_n -= (size_t)n;
+    if (n > 0) /* pool_free is NULL before the first slab */
+        memcpy(v, pool_free + pool_n, (size_t)n * sizeof *v);
+    weft__waitq_unlock(&pool_lock);
+    return n;
+}
+
+/* Put the n structs of v (FREE already) on the global pool at once. */
+static void gput_global(weft_green **v, int n)
+{
+    if (n == 0)
+        return;
+    weft__waitq_lock(&pool_lock);
+    WEFT_ASSERT(pool_n + (size_t)n <= pool_cap);
+    memcpy(pool_free + pool_n, v, (size_t)n * sizeof *v);
+    pool_n += (size_t)n;
+    weft__waitq_unlock(&pool_lock);
+}
+
+/* One struct from the global pool (callers off a worker). */
+static weft_green *galloc_global(void)
+{
+    weft_green *g;
+    struct slab *s;
+
+    if (gtake_global(&g, 1) == 1)
+        return g;
+    if ((s = new_slab()) == NULL)
+        return NULL;
+    weft_green *rest[SLAB - 1];
+    for (int i = 1; i < SLAB; i++)
+        rest[i - 1] = &s->g[i];
+    gput_global(rest, SLAB - 1);
     return &s->g[0];
 }
 
@@ -94,19 +158,151 @@ static void release_extras(weft_green *g)
     g->locals = NULL;
 }
 
-/* The name is freed and FREE stored under pool_lock, which the debug
- * walk holds (weft__green_walk): so a struct the walk saw alive keeps its
- * name until the walk ends.  pool_lock was taken here already; the walk
- * costs spawn and exit nothing. */
+/* ---- the per-worker cache ---------------------------------------------
+ *
+ * Each worker keeps up to WEFT__GREEN_CACHE free structs and as many
+ * stacks (of one size: the size of the last one cached) for itself, so
+ * that a spawn and an exit on a worker take no lock: a spawn pops a struct
+ * and a stack, the reap pushes the stack, the last unref pushes the struct,
+ * each from the cache of the worker it runs on (owner only: nothing but
+ * that worker's OS thread touches it, and no switch happens inside these
+ * functions).  An empty cache takes HALF from the global pools in one lock
+ * hold each; a full one gives half back the same way (the top half: no
+ * copying, and the global pools hand out their most recent first, so
+ * those are what the next refill anywhere takes); a worker
+ * that stops, and a spare that rests, give back everything
+ * (weft__green_cache_flush).  So a batch that spawns on one worker and
+ * exits on another (a spare, or a thief) costs one lock hold per HALF
+ * green threads per pool.  Stacks are cached apart from structs, not
+ * attached to them: a green thread that exited but is not yet joined
+ * holds no stack.
+ *   (Rejected: a lock-free global stack of structs - the ABA problem needs
+ *   tagged pointers, and every spawn would still pay a CAS.)
+ * The cached structs are FREE, as in the global pool: late wakers ignore
+ * them (park_green.c, "Lifetime").  The debug walk (weft__green_walk)
+ * holds pool_lock to keep the structs it visits from being recycled; a
+ * struct going to a cache does not take that lock, so the two meet as an
+ * asymmetric Dekker pair: gfree stores FREE, light fence, reads walking;
+ * the walk raises walking, heavy fence, then reads run_state.  Either the
+ * walk sees FREE (and skips the struct), or gfree sees the walk and waits
+ * for it by taking and dropping pool_lock before the struct can be reused
+ * or its long name freed. */
+
+/* Owner of w: a free struct, or NULL without memory. */
+static weft_green *cache_galloc(weft__worker *w)
+{
+    struct slab *s;
+    int n = 0;
+
+    if (WEFT_LIKELY(w->gcache_n > 0)) {
+        weft_green *g = w->gcache[--w->gcache_n];
+        /* The next spawn's struct: in a batch it is cold, and fetching it
+         * now overlaps that miss with this spawn's work. */
+        if (w->gcache_n > 0)
+            __builtin_prefetch(w->gcache[w->gcache_n - 1], 1);
+        return g;
+    }
+    n = gtake_global(w->gcache, HALF);
+    if (n > 0) {
+        w->gcache_n = n - 1;
+        return w->gcache[n - 1];
+    }
+    if ((s = new_slab()) == NULL)
+        return NULL;
+    for (int i = 1; i < SLAB && n < WEFT__GREEN_CACHE; i++)
+        w->gcache[n++] = &s->g[i];
+    w->gcache_n = n;
+    return &s->g[0];
+}
+
+/* Owner of w: cache g (FREE). */
+static void cache_gfree(weft__worker *w, weft_green *g)
+{
+    if (WEFT_UNLIKELY(w->gcache_n == WEFT__GREEN_CACHE)) {
+        gput_global(w->gcache + HALF, WEFT__GREEN_CACHE - HALF);
+        w->gcache_n = HALF;
+    }
+    w->gcache[w->gcache_n++] = g;
+}
+
+/* Owner of w: a stack of size bytes (rounded) into *s.  0 or an error of
+ * weft__stack_alloc. */
+static int cache_stack_alloc(weft__worker *w, weft__stack *s, size_t size)
+{
+    size_t n;
+
+    if (WEFT_LIKELY(w->scache_n > 0 && w->scache_size == size)) {
+        *s = w->scache[--w->scache_n];
+        return 0;
+    }
+    if (w->scache_n == 0 &&
+        (n = weft__stack_alloc_n(w->scache, HALF, size)) > 0) {
+        w->scache_size = size;
+        w->scache_n = (int)n - 1;
+        *s = w->scache[n - 1];
+        return 0;
+    }
+    return weft__stack_alloc(s, size); /* a new one, or another size */
+}
+
+/* Owner of w: cache the stack s (no code runs on it any more) and zero *s;
+ * a stack of another size than the cached ones goes to the pool. */
+static void cache_stack_free(weft__worker *w, weft__stack *s)
+{
+    weft__stack_recycle(s);
+    if (WEFT_UNLIKELY(w->scache_n > 0 && w->scache_size != s->size)) {
+        weft__stack_free(s);
+        return;
+    }
+    if (WEFT_UNLIKELY(w->scache_n == WEFT__GREEN_CACHE)) {
+        weft__stack_free_n(w->scache + HALF, WEFT__GREEN_CACHE - HALF);
+        w->scache_n = HALF;
+    }
+    w->scache_size = s->size;
+    w->scache[w->scache_n++] = *s;
+    s->lo = NULL;
+    s->size = 0;
+    s->slot = NULL;
+}
+
+void weft__green_cache_flush(weft__worker *w)
+{
+    gput_global(w->gcache, w->gcache_n);
+    w->gcache_n = 0;
+    weft__stack_free_n(w->scache, (size_t)w->scache_n);
+    w->scache_n = 0;
+}
+
+/* g's last reference is gone: back to the calling worker's cache, or off
+ * a worker to the global pool.  The name is freed and FREE stored so that
+ * the debug walk never reads a name being freed or rewritten (see the
+ * cache's comment for the Dekker pair; the global path holds pool_lock,
+ * which the walk holds). */
 static void gfree(weft_green *g)
 {
-    free(g->locals);
-    g->locals = NULL;
+    weft__worker *w = weft__worker_self();
+
+    if (WEFT_LIKELY(w != NULL)) {
+        atomic_store_explicit(&g->run_state, WEFT__G_FREE,
+                              memory_order_release);
+        weft__fence_light(); /* FREE before walking; pairs with the heavy */
+        /* Acquire: a 0 written by the end of a walk orders that walk's
+         * reads before whatever the struct's next life writes. */
+        if (WEFT_UNLIKELY(atomic_load_explicit(&walking,
+                                               memory_order_acquire) != 0)) {
+            weft__waitq_lock(&pool_lock); /* waits for the walk to end */
+            weft__waitq_unlock(&pool_lock);
+        }
+        if (WEFT_UNLIKELY(g->locals != NULL || g->name != g->name_buf))
+            release_extras(g);
+        cache_gfree(w, g);
+        return;
+    }
     weft__waitq_lock(&pool_lock);
     release_extras(g);
     atomic_store(&g->run_state, WEFT__G_FREE);
-    g->pool_next = pool_free;
-    pool_free = g;
+    WEFT_ASSERT(pool_n < pool_cap);
+    pool_free[pool_n++] = g;
     weft__waitq_unlock(&pool_lock);
 }
 
@@ -114,6 +310,8 @@ long weft__green_walk(void (*fn)(weft_green *g, void *arg), void *arg)
 {
     long n = 0;
 
+    atomic_fetch_add(&walking, 1);
+    weft__fence_heavy(); /* walking before run_state; see the cache */
     weft__waitq_lock(&pool_lock);
     for (struct slab *s = slabs; s != NULL; s = s->next) {
         for (int i = 0; i < SLAB; i++) {
@@ -129,12 +327,13 @@ long weft__green_walk(void (*fn)(weft_green *g, void *arg), void *arg)
         }
     }
     weft__waitq_unlock(&pool_lock);
+    atomic_fetch_sub_explicit(&walking, 1, memory_order_release);
     return n;
 }
 
 static void unref(weft_green *g)
 {
-    if (atomic_fetch_sub(&g->refs, 1) == 1)
+    if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
         gfree(g);
 }
 
@@ -163,6 +362,22 @@ static void run_key_dtors(weft_green *g)
     g->locals = NULL;
 }
 
+/* Join.  done is an event only for joiners that wait: the exit sets
+ * JOIN_DONE with one atomic OR and sets the event only if a joiner
+ * announced itself first (JOIN_WAITER, also an OR on the same word, so one
+ * of the two sees the other); a join that finds JOIN_DONE returns without
+ * touching the event.  Most green threads are joined after they ended, or
+ * detached, and their exit costs no lock and no wake-up.  The joiner still
+ * waits on done, which the debug layer recognises as "joining g". */
+static void wake_joiners(weft_green *g)
+{
+    weft__worker *w = weft__worker_self();
+
+    w->wake_tail = true;
+    weft_event_set(&g->done);
+    w->wake_tail = false;
+}
+
 static void green_main(void *arg)
 {
     weft_green *g = arg;
@@ -170,17 +385,27 @@ static void green_main(void *arg)
     weft__gctx_entered(&g->gctx);
     weft__green_resumed(); /* it may have been switched to directly */
     g->result = g->fn(g->arg);
-    run_key_dtors(g);
-    atomic_store(&g->run_state, WEFT__G_DEAD);
-    weft_event_set(&g->done);
+    if (g->locals != NULL)
+        run_key_dtors(g);
+    atomic_store_explicit(&g->run_state, WEFT__G_DEAD, memory_order_release);
+    if (atomic_fetch_or_explicit(&g->join_state, JOIN_DONE,
+                                 memory_order_acq_rel) & JOIN_WAITER)
+        wake_joiners(g);
     weft__green_switch_out(g, WEFT__SW_EXIT);
     WEFT_PANIC("green thread %s resumed after it exited", g->name);
 }
 
 void weft__green_reap(weft_green *g)
 {
+    weft__worker *w = weft__worker_self();
+
     weft__gctx_destroy(&g->gctx);
-    weft__stack_free(&g->stack);
+    if (WEFT_UNLIKELY(g->name != g->name_buf)) /* freed with the struct */
+        weft__stack_set_owner(&g->stack, NULL, NULL);
+    if (WEFT_LIKELY(w != NULL))
+        cache_stack_free(w, &g->stack);
+    else
+        weft__stack_free(&g->stack);
     /* Nothing of it runs any more: the deadlock check need not wait for
      * it (a DEAD thread may still be setting its done event). */
     atomic_store_explicit(&g->run_state, WEFT__G_EXITED, memory_order_release);
@@ -188,47 +413,112 @@ void weft__green_reap(weft_green *g)
     weft__sched_live_done();
 }
 
-/* Name g: an explicit name is copied (inline if it fits); the default
- * "Green-<id>" is written by hand into name_buf.  It is written at spawn,
- * not at the first weft_green_name, because the stack's overflow report
- * (stack_guard.c, a signal handler) prints the name and can format
- * nothing; the hand-written conversion costs ~30 instructions where
- * snprintf cost ~30% of a whole spawn.  -ENOMEM if a long name cannot be
- * copied. */
-static int set_name(weft_green *g, const char *name)
+/* Write "Green-<id>" into buf (WEFT__GREEN_NAME_BUF bytes: 6 + 20 digits
+ * + NUL fit), two digits at a time, without libc. */
+static void format_default(char *buf, uint64_t v)
 {
-    static const char prefix[] = "Green-";
-    char digits[20];
-    uint64_t v = g->id;
-    int n = 0, at = (int)sizeof prefix - 1;
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    uint64_t p = 10;
+    char *end;
+    int len = 1;
 
-    if (name != NULL) {
-        size_t len = strnlen(name, 63); /* weft/green.h: 63 bytes kept */
+    while (len < 20 && v >= p) { /* 20 digits hold any uint64_t */
+        len++;
+        p *= 10;
+    }
+    memcpy(buf, "Green-", 6);
+    end = buf + 6 + len;
+    *end = '\0';
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        end -= 2;
+        end[0] = pairs[2 * r];
+        end[1] = pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        end[-2] = pairs[2 * v];
+        end[-1] = pairs[2 * v + 1];
+    } else {
+        end[-1] = (char)('0' + v);
+    }
+}
+
+/* Ids on a worker come from a block of ID_BLOCK taken with one atomic add
+ * (no shared cache line per spawn), and the worker keeps the default name
+ * of its next id written out (id_text), so that naming a green thread is a
+ * 32-byte copy and a decimal increment, mostly of one digit.  Ids stay
+ * unique and, per spawning worker, increasing.  Owner of w. */
+#define ID_BLOCK 256
+
+static uint64_t next_worker_id(weft__worker *w, char *name)
+{
+    uint64_t id;
+    int i;
+
+    if (WEFT_UNLIKELY(w->id_next == w->id_end)) {
+        w->id_next = atomic_fetch_add_explicit(&next_id, ID_BLOCK,
+                                               memory_order_relaxed);
+        w->id_end = w->id_next + ID_BLOCK;
+        format_default(w->id_text, w->id_next);
+        w->id_len = (int)strlen(w->id_text);
+    }
+    id = w->id_next++;
+    memcpy(name, w->id_text, sizeof w->id_text);
+    /* Advance id_text to id_next: add one to its last digit, carrying. */
+    for (i = w->id_len - 1; i >= 6 && w->id_text[i] == '9'; i--)
+        w->id_text[i] = '0';
+    if (WEFT_LIKELY(i >= 6)) {
+        w->id_text[i]++;
+    } else { /* all nines: one digit more */
+        format_default(w->id_text, w->id_next);
+        w->id_len++;
+    }
+    return id;
+}
+
+/* Name g: an explicit name is copied (inline if it fits); the default
+ * "Green-<id>" is in name_buf already if written (next_worker_id), else
+ * formatted by hand.  It is written at spawn, not at the first
+ * weft_green_name, because the stack's overflow report (stack_guard.c, a
+ * signal handler) prints the name and can format nothing.  -ENOMEM if a
+ * long name cannot be copied. */
+static int set_name(weft_green *g, const char *name, bool written)
+{
+    if (WEFT_UNLIKELY(name != NULL)) {
+        size_t n = strnlen(name, 63); /* weft/green.h: 63 bytes kept */
         char *copy;
-        if (len < sizeof g->name_buf) {
-            memcpy(g->name_buf, name, len);
-            g->name_buf[len] = '\0';
+        if (n < sizeof g->name_buf) {
+            memcpy(g->name_buf, name, n);
+            g->name_buf[n] = '\0';
             g->name = g->name_buf;
             return 0;
         }
-        copy = malloc(len + 1);
+        copy = malloc(n + 1);
         if (copy == NULL)
             return -ENOMEM;
-        memcpy(copy, name, len);
-        copy[len] = '\0';
+        memcpy(copy, name, n);
+        copy[n] = '\0';
         g->name = copy;
         return 0;
     }
-    memcpy(g->name_buf, prefix, sizeof prefix - 1);
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        g->name_buf[at++] = digits[--n];
-    g->name_buf[at] = '\0';
+    if (!written)
+        format_default(g->name_buf, g->id);
     g->name = g->name_buf;
     return 0;
+}
+
+/* A failed spawn gives g (still FREE) and its stack back. */
+static void spawn_undo(weft__worker *w, weft_green *g)
+{
+    if (w != NULL)
+        cache_stack_free(w, &g->stack);
+    else
+        weft__stack_free(&g->stack);
+    gfree(g);
 }
 
 int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
@@ -236,11 +526,14 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
 {
     size_t size = opts && opts->stack_size ? opts->stack_size
                                            : weft__stack_default_size();
+    weft__worker *w;
     weft_green *g;
     int rc;
 
     if (fn == NULL || size > WEFT__STACK_MAX_SIZE)
         return -EINVAL;
+    if (opts && opts->stack_size)
+        size = weft__stack_round(size); /* the default is rounded */
     rc = weft__sched_ensure();
     if (rc != 0)
         return rc;
@@ -251,38 +544,53 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
                  weft__gctx_limit());
         return -EAGAIN;
     }
-    g = galloc();
+    /* On a worker its cache, without a lock; no switch happens until the
+     * thread is queued, so w stays the caller's worker. */
+    w = weft__worker_self();
+    g = w != NULL ? cache_galloc(w) : galloc_global();
     if (g == NULL)
         return -ENOMEM;
-    rc = weft__stack_alloc(&g->stack, size);
+    rc = w != NULL ? cache_stack_alloc(w, &g->stack, size)
+                   : weft__stack_alloc(&g->stack, size);
     if (rc != 0) {
         weft_log(WEFT_LOG_ERROR, "green thread spawn at %s failed: %s",
                  site ? site : "?", weft__stack_last_error());
         gfree(g);
         return rc;
     }
-    /* Reset the waiter for its new life; kind, ops and owner stay. */
+    /* Reset the struct for its new life (kind, ops and owner stay).  The
+     * stores are relaxed: the release of RUNNABLE and the queue's hand-off
+     * publish them to whoever runs, wakes or joins the thread. */
     weft__waiter_reset(&g->waiter);
-    atomic_store(&g->timer_worker, NULL);
+    atomic_store_explicit(&g->timer_worker, NULL, memory_order_relaxed);
     g->heap_idx = -1;
-    g->id = atomic_fetch_add(&next_id, 1);
+    if (w != NULL) {
+        g->id = next_worker_id(w, g->name_buf);
+    } else {
+        g->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    }
     g->fn = fn;
     g->arg = arg;
     g->result = 0;
     g->site = site;
     g->switch_why = 0;
-    g->locals = NULL;
-    if (set_name(g, opts ? opts->name : NULL) != 0) {
-        weft__stack_free(&g->stack);
-        gfree(g);
+    if (set_name(g, opts ? opts->name : NULL, w != NULL) != 0) {
+        spawn_undo(w, g);
         return -ENOMEM;
     }
-    weft_event_init(&g->done);
-    atomic_store(&g->refs, out ? 2 : 1);
-    atomic_store(&g->handle, out ? H_OWNED : H_DETACHED);
+    /* The event was set only if the last life had a waiting joiner; no
+     * one waits on it now (its joiners left before the struct was freed). */
+    if (atomic_load_explicit(&g->join_state, memory_order_relaxed) &
+        JOIN_WAITER)
+        weft_event_clear(&g->done);
+    atomic_store_explicit(&g->join_state, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->refs, out ? 2 : 1, memory_order_relaxed);
+    atomic_store_explicit(&g->handle, out ? H_OWNED : H_DETACHED,
+                          memory_order_relaxed);
     weft__stack_set_owner(&g->stack, g->name, site);
     weft__gctx_make(&g->gctx, &g->stack, green_main, g);
-    atomic_store(&g->run_state, WEFT__G_RUNNABLE);
+    atomic_store_explicit(&g->run_state, WEFT__G_RUNNABLE,
+                          memory_order_release);
     if (out)
         *out = g;
     weft__sched_live_add();
@@ -293,6 +601,7 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
 int weft_green_join(weft_green *g, int *result, int64_t deadline)
 {
     int expect = H_OWNED;
+    uint32_t st;
     int rc;
 
     if (g == NULL)
@@ -301,9 +610,20 @@ int weft_green_join(weft_green *g, int *result, int64_t deadline)
         return -EDEADLK;
     if (atomic_load(&g->handle) != H_OWNED)
         return -EINVAL;
-    rc = weft_event_wait(&g->done, deadline);
-    if (rc != 0)
-        return rc;
+    /* See "Join" above green_main.  Acquire: g's result and everything
+     * it did happen before. */
+    st = atomic_load_explicit(&g->join_state, memory_order_acquire);
+    if (!(st & JOIN_DONE)) {
+        if (deadline == WEFT_NOW)
+            return -ETIMEDOUT;
+        st = atomic_fetch_or_explicit(&g->join_state, JOIN_WAITER,
+                                      memory_order_acq_rel);
+        if (!(st & JOIN_DONE)) {
+            rc = weft_event_wait(&g->done, deadline);
+            if (rc != 0)
+                return rc;
+        }
+    }
     if (!atomic_compare_exchange_strong(&g->handle, &expect, H_JOINED))
         return -EINVAL;
     if (result)

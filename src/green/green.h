@@ -73,6 +73,8 @@ enum {
  * explicit names; a longer explicit name is copied to the heap. */
 #define WEFT__GREEN_NAME_BUF 32
 #define WEFT__GREEN_KEYS 64
+/* Free green structs, and stacks, a worker keeps for itself (each). */
+#define WEFT__GREEN_CACHE 64
 
 /* A context plus what the sanitizers need to know about it (switch.c). */
 typedef struct weft__gctx {
@@ -105,7 +107,10 @@ struct weft_green {
     /* Lifetime. */
     _Atomic int refs;              /* handle + running; 0: back to pool */
     _Atomic int handle;            /* 0 owned, 1 joined, 2 detached */
-    weft_event done;               /* set when fn has returned */
+    /* Join (green.c, "join"): JOIN_DONE once fn has returned, JOIN_WAITER
+     * once a joiner may wait on done, which is set only then. */
+    _Atomic uint32_t join_state;
+    weft_event done;               /* set at exit if a joiner waits */
     int result;                    /* written before done is set */
     weft_green_fn fn;              /* constant while alive */
     void *arg;
@@ -118,7 +123,6 @@ struct weft_green {
     void **locals;                 /* WEFT__GREEN_KEYS slots, allocated at
                                       the first key set (most green threads
                                       never set one); the thread's own */
-    weft_green *pool_next;         /* struct pool link; guarded by its lock */
     char name_buf[WEFT__GREEN_NAME_BUF]; /* "Green-<id>" or a short name */
 };
 
@@ -237,6 +241,21 @@ struct weft__worker {
     bool mon_hog;                  /* hogged at the last round */
     bool mon_warned;               /* this episode's warning was logged */
     weft__worker *mon_helper;      /* the spare last sent to help it */
+    /* The cache of free green structs and of stacks (green.c, "the
+     * per-worker cache"): owner only, no lock. */
+    int gcache_n;
+    int scache_n;
+    /* Owner only: set while an exiting green thread wakes its joiners,
+     * which then queue at the ring's tail, not in runnext (sched.c,
+     * weft__sched_ready; green.c, "Join"). */
+    bool wake_tail;
+    size_t scache_size;            /* the size of every cached stack */
+    /* Green-thread ids (green.c, next_worker_id): owner only. */
+    uint64_t id_next, id_end;      /* the block being handed out */
+    int id_len;                    /* strlen(id_text) */
+    char id_text[WEFT__GREEN_NAME_BUF]; /* "Green-<id_next>" */
+    weft_green *gcache[WEFT__GREEN_CACHE];
+    weft__stack scache[WEFT__GREEN_CACHE];
 };
 
 /* The worker the calling OS thread is, or NULL.  Not inlined and not
@@ -270,6 +289,10 @@ void weft__green_switch_out(weft_green *g, int why);
 void weft__green_resumed(void);
 /* The scheduler ran g up to its exit: free its stack, drop its ref. */
 void weft__green_reap(weft_green *g);
+/* The worker w stops (or a spare rests): give its cached green structs
+ * and stacks back to the global pools.  On w's OS thread, after the last
+ * green thread ran there. */
+void weft__green_cache_flush(weft__worker *w);
 /* For tests: the id (0..n-1) of the worker running the caller, or -1
  * (spares have ids n and up). */
 int weft__green_worker_id(void);

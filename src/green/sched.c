@@ -379,7 +379,10 @@ void weft__sched_ready(weft_green *g)
         global_put(g, g, 1);
     } else if (atomic_load_explicit(&w->current, memory_order_relaxed) !=
                NULL) {
-        ready_in_green(w, g);
+        if (WEFT_UNLIKELY(w->wake_tail))
+            push_local(w, g); /* a joiner woken by an exit: see green.c */
+        else
+            ready_in_green(w, g);
     } else { /* the scheduler itself: no thief touches runnext meanwhile */
         if ((old = rn_load(w)) != NULL)
             push_local(w, old);
@@ -805,6 +808,7 @@ static int worker_main(void *arg)
     weft__gctx_init_self(&w->sched);
     while ((g = find_work(w)) != NULL)
         run(w, g);
+    weft__green_cache_flush(w); /* before S.workers is freed */
     tls_worker = NULL;
     return 0;
 }
@@ -1183,6 +1187,7 @@ static int spare_main(void *arg)
         tls_worker = w;
         while ((g = spare_find_work(w)) != NULL)
             run(w, g);
+        weft__green_cache_flush(w); /* a resting spare holds nothing */
         tls_worker = NULL;
         spare_retire(w);
     }

@@ -21,9 +21,10 @@
  * Memory.  Chunks are mapped MAP_NORESERVE and without huge pages, so a fresh
  * stack costs only the pages its green thread touches.  A freed stack goes to
  * its size class's free list and keeps its pages, so reusing it costs no page
- * faults; beyond the pool bound (weft__stack_set_pool_limit) a freed stack's
- * pages are returned to the kernel with madvise(MADV_DONTNEED) (its address
- * range stays reserved and is reused first-come).
+ * faults; beyond the pool bound (weft__stack_set_pool_limit: by default the
+ * recent peak of live stacks) freed stacks' pages are returned to the kernel
+ * in bulk with madvise(MADV_DONTNEED) (their address ranges stay reserved and
+ * are reused first-come).
  *
  * Overflow.  weft__stack_install_overflow_handler installs a SIGSEGV/SIGBUS
  * handler running on an alternate signal stack.  A fault inside one of our
@@ -84,6 +85,43 @@ int weft__stack_alloc(weft__stack *s, size_t size);
  * allocated (a stale copy) is a bug in weft and panics. */
 void weft__stack_free(weft__stack *s);
 
+/* For per-worker caches (src/green/green.c): take up to n pooled stacks
+ * of size bytes (rounded up) into s[0..), in one hold of the pool lock;
+ * returns how many (0 when none is pooled: then weft__stack_alloc, which
+ * also makes new ones).  Only stacks whose guard is installed are taken,
+ * so no system call is made here. */
+size_t weft__stack_alloc_n(weft__stack *s, size_t n, size_t size);
+/* Free s[0..n) (zeroed entries are skipped) in one hold of the lock.
+ * Every stack must have been passed to weft__stack_recycle since code last
+ * ran on it (the caches do so when they take a stack back): this call does
+ * not unpoison again, nor forget the owners' names (which must therefore
+ * stay valid strings, or have been cleared). */
+void weft__stack_free_n(weft__stack *s, size_t n);
+/* The stack's user is done with it but keeps it allocated for the next
+ * one (a cache): under AddressSanitizer, unpoison what the last user's
+ * frames left poisoned, as weft__stack_free does; otherwise nothing (an
+ * inline no-op: the hot path of a cache touches no slot).  The owner's
+ * names stay until the next weft__stack_set_owner, so a caller whose name
+ * string is about to be freed clears them first (set_owner NULL, NULL). */
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT__STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__STACK_ASAN 1
+#endif
+#endif
+#ifdef WEFT__STACK_ASAN
+void weft__stack_recycle(weft__stack *s);
+#else
+static inline void weft__stack_recycle(weft__stack *s)
+{
+    (void)s;
+}
+#endif
+/* size rounded up to the page size, as weft__stack_alloc rounds it; 0 for
+ * 0 or above WEFT__STACK_MAX_SIZE. */
+size_t weft__stack_round(size_t size);
+
 /* Name the stack's owner for the overflow report: the green thread's name
  * and where it was spawned ("file.c:42").  Either may be NULL.  The strings
  * are not copied: they must stay valid until the stack is freed or renamed.
@@ -133,13 +171,24 @@ typedef struct weft__stack_stats {
     size_t pooled;         /* freed stacks waiting for reuse */
     size_t pooled_warm;    /* ... of which keep their pages */
     size_t guard_vmas;     /* VMAs the mprotect fallback has added */
+    size_t bound;          /* bytes of warm pooled stacks kept now */
+    size_t peak_bytes;     /* recent peak of live stacks' bytes */
 } weft__stack_stats;
 void weft__stack_get_stats(weft__stack_stats *out);
 
 /* Bound the pages kept by pooled stacks: once the pooled stacks that keep
- * their pages add up to more than bytes (256 MiB by default), a freed stack
- * gives its pages back with MADV_DONTNEED.  0 gives back every freed
- * stack's pages.  Returns the previous bound. */
+ * their pages add up to more than bytes, a freed stack gives its pages
+ * back with MADV_DONTNEED (together with enough warm neighbours' to make
+ * room for the next frees: one madvise per run of adjacent stacks, not one
+ * per free).  0 gives back every freed stack's pages.  The default,
+ * WEFT__STACK_POOL_AUTO, bounds them by the recent peak of live stacks'
+ * bytes (at least 256 MiB): the peak is raised by every allocation and
+ * halves, down to what is live, once a second (looked at by frees), and
+ * what the bound no longer covers is then given back in bulk - so a burst
+ * of N live stacks keeps its pages for the next burst, and returns them
+ * over a few seconds of activity without one.  Returns the previous
+ * setting (WEFT__STACK_POOL_AUTO if it was the default). */
+#define WEFT__STACK_POOL_AUTO ((size_t)-1)
 size_t weft__stack_set_pool_limit(size_t bytes);
 
 /* Give back the pages of every pooled stack now (MADV_DONTNEED).  Returns

@@ -10,7 +10,9 @@
  * bound a free gives back its stack's pages and, in one go, enough warm
  * neighbours' to make room for the next frees - an eighth of the bound,
  * coalesced into one madvise per run of adjacent slots - instead of one
- * system call per free), its unguarded
+ * system call per free; by default the bound is the recent peak of live
+ * stacks, halving once a second down to the last second's peak, and what
+ * it no longer covers is given back in the same bulk way), its unguarded
  * list (slots whose guard could not be installed yet), the current chunk's
  * never-used slots, or a new chunk.  A slot's guard is installed the first
  * time the slot is handed out, outside the lock.
@@ -38,7 +40,8 @@
  *
  * Locking: `lock` (a futex mutex: the platform layer sits below park) guards
  * the classes, their lists, every slot's `next`, `state` and `guarded`
- * fields while the slot is pooled, chunk `fresh` indexes and the stats.  It
+ * fields while the slot is pooled, chunk `fresh` indexes, the stats and
+ * the bound's bookkeeping (live_bytes, the peaks, the decay clock).  It
  * is never held across a system call except mmap of a new chunk and the
  * explicit weft__stack_trim.  A slot handed out is its owner's alone until
  * freed, so the owner sets `guarded` without the lock (the free that
@@ -55,22 +58,22 @@
 #include "lib/assert.h"
 #include "platform.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef WEFT__STACK_ASAN /* stack.h */
 #define STACK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define STACK_ASAN 1
-#endif
 #endif
 #ifdef STACK_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
 enum { FRESH, IN_USE, WARM, COLD, UNGUARDED, RELEASING };
+/* (live_bytes sums IN_USE slots' sizes only; RELEASING ones left it when
+ * they were freed.) */
 
 #define CHUNK_TARGET_BYTES ((size_t)16 << 20)
 #define CHUNK_MAX_SLOTS 256u
 #define BATCH 256u /* stacks given back at most by one free past the bound */
+#define POOL_FLOOR ((size_t)256 << 20) /* the default bound's floor */
+#define DECAY_NS 1000000000 /* the peak halves once a second at most */
 #define TABLE_MAX 65536u /* chunks; each is at least one of the kernel's
                             65,530 default mappings anyway */
 
@@ -111,7 +114,18 @@ static _Atomic uint32_t lock; /* 0 free, 1 held, 2 held with sleepers */
 
 static struct sclass *classes;             /* guarded by lock */
 static size_t warm_bytes;                  /* guarded by lock */
-static size_t pool_limit = (size_t)256 << 20; /* guarded by lock */
+static size_t pool_limit = POOL_FLOOR;     /* guarded by lock */
+static bool follow_peak = true;            /* guarded by lock */
+static size_t live_bytes;                  /* guarded by lock: IN_USE and
+                                              RELEASING stacks' sizes */
+static size_t peak_bytes;                  /* guarded by lock: recent peak
+                                              of live_bytes */
+static size_t period_peak;                 /* guarded by lock: peak of
+                                              live_bytes since the last
+                                              decay */
+static int64_t peak_at;                    /* guarded by lock: last decay */
+static unsigned frees;                     /* guarded by lock: frees since
+                                              the clock was last read */
 static weft__stack_stats stats;            /* guarded by lock (guard_vmas
                                               unused here) */
 
@@ -159,7 +173,7 @@ static inline char *slot_lo(const struct weft__stack_slot *sl)
 {
     const struct chunk *c = sl->chunk;
     size_t i = (size_t)(sl - c->slots);
-    return (char *)(c->base + i * c->slot_bytes + weft__stack_page());
+    return (char *)(c->base + i * c->slot_bytes + (c->slot_bytes - c->size));
 }
 
 static void push(struct weft__stack_slot **list, struct weft__stack_slot *sl,
@@ -272,8 +286,24 @@ static int take(struct sclass *k, struct weft__stack_slot **out)
     sl->state = IN_USE;
     sl->next = NULL;
     stats.in_use++;
+    live_bytes += k->size;
+    if (live_bytes > period_peak) {
+        period_peak = live_bytes;
+        if (live_bytes > peak_bytes)
+            peak_bytes = live_bytes;
+    }
     *out = sl;
     return 0;
+}
+
+/* Caller holds lock.  The bytes of warm pooled stacks kept: the fixed
+ * bound, or with the default setting the larger of the floor and the
+ * recent peak of live stacks (a program that had 100,000 stacks live a
+ * moment ago will most likely have them again: keeping their pages spares
+ * every next user a page fault, and every free a madvise). */
+static size_t bound(void)
+{
+    return follow_peak && peak_bytes > pool_limit ? peak_bytes : pool_limit;
 }
 
 /* Install the guard of a slot just taken, outside the lock; on failure the
@@ -289,6 +319,7 @@ static int guard_slot(struct weft__stack_slot *sl)
     push(&sl->chunk->cls->unguarded, sl, UNGUARDED);
     stats.in_use--;
     stats.pooled++;
+    live_bytes -= sl->chunk->size;
     pool_unlock();
     return rc;
 }
@@ -380,12 +411,12 @@ static void release_cold(struct weft__stack_slot **batch, size_t n)
 static void release_batch(struct sclass *k, struct weft__stack_slot *sl)
 {
     struct weft__stack_slot *batch[BATCH];
-    size_t n = 0, low = pool_limit - pool_limit / 8;
+    size_t lim = bound(), n = 0, low = lim - lim / 8;
     struct weft__stack_slot *w;
 
     sl->state = RELEASING;
     batch[n++] = sl;
-    while (n < BATCH && pool_limit / 8 >= k->size && warm_bytes > low &&
+    while (n < BATCH && lim / 8 >= k->size && warm_bytes > low &&
            (w = pop(&k->warm)) != NULL) {
         w->state = RELEASING;
         warm_bytes -= k->size;
@@ -398,21 +429,91 @@ static void release_batch(struct sclass *k, struct weft__stack_slot *sl)
     release_cold(batch, n);
 }
 
+/* Forget a stack's owner and, under AddressSanitizer, unpoison it: frames
+ * that never returned (a green thread switched away for good) leave their
+ * redzones poisoned, and the next owner must not trip on them.  Returns
+ * the slot, checked against the stack's geometry. */
+static struct weft__stack_slot *scrub(weft__stack *s)
+{
+    struct weft__stack_slot *sl = s->slot;
+
+    WEFT_ASSERT(s->lo == slot_lo(sl) && s->size == sl->chunk->size);
+    atomic_store_explicit(&sl->name, NULL, memory_order_relaxed);
+    atomic_store_explicit(&sl->site, NULL, memory_order_relaxed);
+#ifdef STACK_ASAN
+    __asan_unpoison_memory_region(s->lo, s->size);
+#endif
+    return sl;
+}
+
+#ifdef STACK_ASAN
+void weft__stack_recycle(weft__stack *s)
+{
+    if (s && s->slot)
+        __asan_unpoison_memory_region(s->lo, s->size);
+}
+#endif
+
+/* Lock held.  Every DECAY_NS (looked at every 64th free: the clock is
+ * not read on every free; a batch counts as many), the peak halves, but
+ * never below the peak of the period that just ended: a program that
+ * bursts to N live stacks again and again keeps N stacks' pages, and once
+ * the bursts stop the pages are given back over a few seconds of
+ * activity. */
+static void decay(unsigned n)
+{
+    int64_t now;
+
+    frees += n;
+    if (!follow_peak || frees < 64)
+        return;
+    frees = 0;
+    now = weft__clock_now();
+    if (now - peak_at < DECAY_NS)
+        return;
+    peak_at = now;
+    peak_bytes = period_peak > peak_bytes / 2 ? period_peak : peak_bytes / 2;
+    period_peak = live_bytes;
+}
+
+/* Lock held; released here.  While the warm stacks exceed the bound (it
+ * just decayed, or a fixed bound was lowered), give back their pages in
+ * batches of up to BATCH, one madvise per run of adjacent slots. */
+static void settle(void)
+{
+    struct weft__stack_slot *batch[BATCH];
+
+    while (warm_bytes > bound()) {
+        size_t n = 0;
+        for (struct sclass *k = classes; k && n < BATCH; k = k->next) {
+            struct weft__stack_slot *w;
+            while (n < BATCH && warm_bytes > bound() &&
+                   (w = pop(&k->warm)) != NULL) {
+                w->state = RELEASING;
+                warm_bytes -= k->size;
+                stats.pooled_warm--;
+                stats.pooled--;
+                stats.in_use++; /* RELEASING counts as in use */
+                batch[n++] = w;
+            }
+        }
+        if (n == 0)
+            break; /* cannot happen: warm_bytes sums the warm lists */
+        pool_unlock();
+        release_cold(batch, n);
+        pool_lock();
+    }
+    pool_unlock();
+}
+
 void weft__stack_free(weft__stack *s)
 {
     struct weft__stack_slot *sl = s ? s->slot : NULL;
     if (!sl)
         return;
-    char *lo = s->lo;
     size_t size = s->size;
-    WEFT_ASSERT(lo == slot_lo(sl) && size == sl->chunk->size);
-    atomic_store_explicit(&sl->name, NULL, memory_order_relaxed);
-    atomic_store_explicit(&sl->site, NULL, memory_order_relaxed);
-#ifdef STACK_ASAN
-    /* Frames that never returned (a green thread switched away for good)
-     * leave their redzones poisoned; the next owner must not trip on them. */
-    __asan_unpoison_memory_region(lo, size);
-#endif
+    char *lo = s->lo;
+    (void)scrub(s);
     s->lo = NULL;
     s->size = 0;
     s->slot = NULL;
@@ -421,16 +522,106 @@ void weft__stack_free(weft__stack *s)
     if (sl->state != IN_USE)
         WEFT_PANIC("stack %p freed twice (state %d)", (void *)lo, sl->state);
     struct sclass *k = sl->chunk->cls;
-    if (warm_bytes + size <= pool_limit) {
+    live_bytes -= size;
+    decay(1);
+    if (warm_bytes + size <= bound()) {
         warm_bytes += size;
         push(&k->warm, sl, WARM);
         stats.in_use--;
         stats.pooled++;
         stats.pooled_warm++;
-        pool_unlock();
+        settle();
         return;
     }
     release_batch(k, sl);
+}
+
+void weft__stack_free_n(weft__stack *s, size_t n)
+{
+    struct weft__stack_slot *batch[BATCH];
+    size_t nb = 0, nwarm = 0, lim;
+
+    pool_lock();
+    lim = bound(); /* frees do not raise it */
+    for (size_t i = 0; i < n; i++) {
+        struct weft__stack_slot *sl = s[i].slot;
+        if (!sl)
+            continue;
+        if (sl->state != IN_USE)
+            WEFT_PANIC("stack %p freed twice (state %d)", s[i].lo,
+                       sl->state);
+        size_t size = s[i].size;
+        WEFT_ASSERT(size == sl->chunk->size);
+        s[i].lo = NULL;
+        s[i].size = 0;
+        s[i].slot = NULL;
+        live_bytes -= size;
+        if (warm_bytes + size <= lim) {
+            warm_bytes += size;
+            push(&sl->chunk->cls->warm, sl, WARM);
+            nwarm++;
+            continue;
+        }
+        sl->state = RELEASING; /* still counted in use until pooled */
+        batch[nb++] = sl;
+        if (nb == BATCH) {
+            pool_unlock();
+            release_cold(batch, nb);
+            nb = 0;
+            pool_lock();
+        }
+    }
+    stats.in_use -= nwarm;
+    stats.pooled += nwarm;
+    stats.pooled_warm += nwarm;
+    decay((unsigned)n);
+    if (nb != 0) {
+        pool_unlock();
+        release_cold(batch, nb);
+        pool_lock();
+    }
+    settle(); /* the bound may just have decayed */
+}
+
+size_t weft__stack_alloc_n(weft__stack *s, size_t n, size_t size)
+{
+    size_t rounded = round_size(size), got = 0;
+    struct sclass *k;
+
+    if (!s || rounded == 0 || weft__stack_thread_init() != 0)
+        return 0;
+    pool_lock();
+    for (k = classes; k && k->size != rounded; k = k->next)
+        ;
+    while (k && got < n) {
+        struct weft__stack_slot *sl;
+        if ((sl = pop(&k->warm)) != NULL) {
+            warm_bytes -= k->size;
+            stats.pooled_warm--;
+        } else if ((sl = pop(&k->cold)) == NULL) {
+            break;
+        }
+        sl->state = IN_USE;
+        s[got].lo = slot_lo(sl);
+        s[got].size = rounded;
+        s[got].slot = sl;
+        got++;
+    }
+    stats.pooled -= got;
+    stats.in_use += got;
+    live_bytes += got * rounded;
+    if (live_bytes > period_peak) {
+        period_peak = live_bytes;
+        if (live_bytes > peak_bytes)
+            peak_bytes = live_bytes;
+    }
+    pool_unlock();
+    return got;
+}
+
+size_t weft__stack_round(size_t size)
+{
+    return round_size(size);
 }
 
 void weft__stack_set_owner(weft__stack *s, const char *name,
@@ -460,6 +651,8 @@ void weft__stack_get_stats(weft__stack_stats *out)
 {
     pool_lock();
     *out = stats;
+    out->bound = bound();
+    out->peak_bytes = peak_bytes;
     pool_unlock();
     out->guard_vmas = weft__stack_guard_vmas();
 }
@@ -467,9 +660,10 @@ void weft__stack_get_stats(weft__stack_stats *out)
 size_t weft__stack_set_pool_limit(size_t bytes)
 {
     pool_lock();
-    size_t old = pool_limit;
-    pool_limit = bytes;
-    pool_unlock();
+    size_t old = follow_peak ? WEFT__STACK_POOL_AUTO : pool_limit;
+    follow_peak = bytes == WEFT__STACK_POOL_AUTO;
+    pool_limit = follow_peak ? POOL_FLOOR : bytes;
+    settle(); /* a lower bound gives back the excess now */
     return old;
 }
 

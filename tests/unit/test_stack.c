@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -334,6 +335,111 @@ START_TEST(pool_bound_gives_pages_back)
     weft__stack_get_stats(&st);
     ck_assert_uint_eq(st.pooled_warm, 0);
     ck_assert_uint_eq(resident(alo, 64 * 1024), 0);
+}
+END_TEST
+
+START_TEST(default_bound_follows_the_peak)
+{
+    /* More live at once than the 256 MiB floor: all kept warm, since the
+     * peak says they will be needed again. */
+    long n = 6000;
+    weft__stack *s = calloc((size_t)n, sizeof *s);
+    weft__stack_stats st;
+    ck_assert_ptr_nonnull(s);
+    for (long i = 0; i < n; i++) {
+        ck_assert_rc(weft__stack_alloc(&s[i], 64 * 1024), 0);
+        ((char *)s[i].lo)[s[i].size - 1] = 1;
+    }
+    weft__stack_get_stats(&st);
+    ck_assert_uint_ge(st.peak_bytes, (size_t)n * 64 * 1024);
+    for (long i = 0; i < n; i++)
+        weft__stack_free(&s[i]);
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.pooled_warm, (size_t)n);
+    ck_assert_uint_ge(st.bound, (size_t)n * 64 * 1024);
+    /* A fixed bound gives the excess back at once, in bulk. */
+    ck_assert_uint_eq(weft__stack_set_pool_limit(0), WEFT__STACK_POOL_AUTO);
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.pooled_warm, 0);
+    ck_assert_uint_eq(st.pooled, (size_t)n);
+    ck_assert_uint_eq(weft__stack_set_pool_limit(WEFT__STACK_POOL_AUTO), 0);
+    free(s);
+}
+END_TEST
+
+START_TEST(peak_decays_and_pages_go_back)
+{
+    /* After a burst, steady activity with few stacks live lets the peak
+     * halve once a second, down to the 256 MiB floor: the warm stacks
+     * beyond it are given back in bulk by a later free. */
+    long n = 6000;
+    weft__stack *s = calloc((size_t)n, sizeof *s), one;
+    weft__stack_stats st;
+    ck_assert_ptr_nonnull(s);
+    for (long i = 0; i < n; i++)
+        ck_assert_rc(weft__stack_alloc(&s[i], 64 * 1024), 0);
+    for (long i = 0; i < n; i++)
+        weft__stack_free(&s[i]);
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.pooled_warm, (size_t)n);
+    int64_t until = weft_deadline_in(MS(6000));
+    do {
+        for (int i = 0; i < 64; i++) {
+            ck_assert_rc(weft__stack_alloc(&one, 64 * 1024), 0);
+            weft__stack_free(&one);
+        }
+        weft__stack_get_stats(&st);
+        if (st.pooled_warm <= 4096)
+            break;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* time is what is tested: the decay */
+    } while (weft_now() < until);
+    ck_assert_msg(st.pooled_warm <= 4096, "%zu warm stacks after 6 s",
+                  st.pooled_warm);
+    ck_assert_uint_eq(st.bound, (size_t)256 << 20);
+    ck_assert_uint_eq(st.pooled, (size_t)n);
+    free(s);
+}
+END_TEST
+
+START_TEST(batch_alloc_and_free)
+{
+    weft__stack s[12], t[20];
+    void *lo[10];
+    weft__stack_stats st;
+    /* Nothing pooled of this size yet: the batch takes none. */
+    ck_assert_uint_eq(weft__stack_alloc_n(t, 20, 40 * 1024), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_rc(weft__stack_alloc(&s[i], 40 * 1024), 0);
+        lo[i] = s[i].lo;
+    }
+    memset(&s[10], 0, 2 * sizeof s[0]); /* zeroed entries are skipped */
+    weft__stack_free_n(s, 12);
+    for (int i = 0; i < 12; i++)
+        ck_assert_ptr_null(s[i].slot);
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.pooled_warm, 10);
+    /* Another size takes none of them; this size takes all ten, the
+     * most recently freed first. */
+    ck_assert_uint_eq(weft__stack_alloc_n(t, 20, 64 * 1024), 0);
+    ck_assert_uint_eq(weft__stack_alloc_n(t, 20, 40 * 1024 - 100), 10);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_uint_eq(t[i].size, 40 * 1024);
+        ck_assert_ptr_eq(t[i].lo, lo[9 - i]);
+        memset(t[i].lo, 1, t[i].size);
+    }
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.in_use, 10);
+    ck_assert_uint_eq(st.pooled, 0);
+    /* A recycled stack keeps its slot. */
+    weft__stack_recycle(&t[0]);
+    ck_assert_ptr_nonnull(t[0].slot);
+    weft__stack_free_n(t, 10);
+    weft__stack_get_stats(&st);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.pooled, 10);
 }
 END_TEST
 
@@ -662,6 +768,9 @@ static Suite *stack_suite(void)
     tcase_add_test(c, fresh_stack_costs_only_touched_pages);
     tcase_add_test(c, rss_grows_only_by_touched_pages);
     tcase_add_test(c, pool_bound_gives_pages_back);
+    tcase_add_test(c, default_bound_follows_the_peak);
+    tcase_add_test(c, batch_alloc_and_free);
+    tcase_add_test(c, peak_decays_and_pages_go_back);
     tcase_add_test(c, vmas_stay_few_at_100k_stacks);
     tcase_add_test(c, write_below_lo_hits_guard);
     tcase_add_test(c, deep_recursion_reports_overflow);
