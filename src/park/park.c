@@ -300,6 +300,15 @@ bool weft__wake(weft__wait_entry *e, int result)
      * futex word; a green thread's run-queue link, which outlives the
      * wait), never to follow its other fields. */
     const struct weft__park_ops *ops = w->ops;
+    if (w->kind == WEFT__WAITER_GREEN) {
+        /* A green waiter's state is WAITING until we store WOKEN: only an
+         * OS thread's block moves it (to SLEEPING), and the waiter itself
+         * writes it again only after it saw WOKEN.  So a release store
+         * does what the exchange does, without a locked instruction. */
+        atomic_store_explicit(&w->state, WEFT__W_WOKEN, memory_order_release);
+        ops->unblock(w, WEFT__W_WAITING);
+        return true;
+    }
     ops->unblock(w, atomic_exchange_explicit(&w->state, WEFT__W_WOKEN,
                                              memory_order_acq_rel));
     return true;
