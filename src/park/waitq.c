@@ -59,8 +59,8 @@ static struct {
 
 static inline _Atomic uint32_t *sleepers_of(const weft__waitq *wq)
 {
-    uintptr_t a = (uintptr_t)wq;
-    return &sleepers[((a >> 4) ^ (a >> 10)) % SLEEP_SLOTS].n;
+    /* A guard per 64 bytes at most: neighbouring lines, other slots. */
+    return &sleepers[((uintptr_t)wq >> 6) % SLEEP_SLOTS].n;
 }
 
 static void guard_lock_slow(weft__waitq *wq)
@@ -148,21 +148,6 @@ void weft__waitq_unlock(weft__waitq *wq)
         flush_deferred(d);
 }
 
-void weft__waitq_push(weft__waitq *wq, weft__wait_entry *e, weft__waiter *w)
-{
-    e->waiter = w;
-    e->wq = wq;
-    e->next = NULL;
-    e->prev = wq->tail;
-    if (wq->tail)
-        wq->tail->next = e;
-    else
-        wq->head = e;
-    wq->tail = e;
-    wq->len++;
-    e->linked = true;
-}
-
 void weft__waitq_push_front(weft__waitq *wq, weft__wait_entry *e,
                             weft__waiter *w)
 {
@@ -193,14 +178,6 @@ static void unlink_entry(weft__waitq *wq, weft__wait_entry *e)
     e->linked = false;
     WEFT_ASSERT(wq->len > 0);
     wq->len--;
-}
-
-weft__wait_entry *weft__waitq_pop(weft__waitq *wq)
-{
-    weft__wait_entry *e = wq->head;
-    if (e)
-        unlink_entry(wq, e);
-    return e;
 }
 
 bool weft__waitq_remove(weft__waitq *wq, weft__wait_entry *e)
