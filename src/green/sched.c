@@ -800,7 +800,9 @@ void weft__green_resumed(void)
 
 void weft__green_switch_out(weft_green *g, int why)
 {
-    weft__worker *w = weft__worker_self();
+    /* tls_worker inline: read before the switch, and resumed() below looks
+     * the worker up afresh through the out-of-line call. */
+    weft__worker *w = tls_worker;
     weft_green *n = NULL;
 
     WEFT_ASSERT(w != NULL &&
