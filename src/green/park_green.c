@@ -62,7 +62,9 @@ static weft_green *of(weft__waiter *w)
     return (weft_green *)w->owner;
 }
 
-void weft__green_wake(weft_green *g)
+/* Inline into green_unblock: a wake-up is one CAS and a push, and the
+ * extra call was a tenth of its instructions. */
+static inline __attribute__((always_inline)) void wake(weft_green *g)
 {
     uint32_t rs = atomic_load(&g->run_state);
 
@@ -84,6 +86,11 @@ void weft__green_wake(weft_green *g)
             return;
         }
     }
+}
+
+void weft__green_wake(weft_green *g)
+{
+    wake(g);
 }
 
 static void green_block(weft__waiter *w, int64_t deadline)
@@ -111,7 +118,7 @@ static void green_block(weft__waiter *w, int64_t deadline)
 static void green_unblock(weft__waiter *w, uint32_t prev)
 {
     (void)prev;
-    weft__green_wake(of(w));
+    wake(of(w));
 }
 
 const struct weft__park_ops weft__green_park_ops = {green_block,

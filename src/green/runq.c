@@ -10,8 +10,12 @@
  * moves half of itself to the global queue (weft__runq_take_half), so a
  * push never fails for long.  The owner's push and pop are inline in
  * green.h: a direct switch between green threads does one of each, and
- * the two calls were an eighth of its instructions.  The "runnext" slot
- * lives in the worker (owner only, not stealable, as Tokio's LIFO slot).
+ * the two calls were an eighth of its instructions.  One exception to the
+ * owner's CAS: a lone regular worker pops in a direct switch with a plain
+ * store of head (sched.c, ring_pop_direct), because its only possible
+ * thief, a spare, steals through the steal gate that the direct switch
+ * holds.  The "runnext" slot lives in the worker (owner only, not
+ * stealable, as Tokio's LIFO slot).
  *   (Rejected: a locked deque per worker - every push and pop would pay a
  *   locked instruction; and a Chase-Lev deque - its owner pops LIFO, which
  *   breaks the one-worker FIFO order tests rely on.)

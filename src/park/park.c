@@ -136,7 +136,12 @@ static void clear_what(weft__waiter *w)
     atomic_store_explicit(&w->wait_obj, NULL, memory_order_relaxed);
 }
 
-void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
+/* Inline into weft__wait_on_under (the usual wait) and the other callers
+ * alike: the calls were a tenth of a green queue hand-off's instructions. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static ALWAYS_INLINE void prepare(weft__waiter *w, const char *what,
+                                  const void *obj)
 {
     /* The dump's fields first, all relaxed stores of the waiter's own line
      * (no read-modify-write): the release store of claim below publishes
@@ -159,6 +164,11 @@ void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
     atomic_store_explicit(&w->claim, NULL, memory_order_release);
 }
 
+void weft__wait_prepare(weft__waiter *w, const char *what, const void *obj)
+{
+    prepare(w, what, obj);
+}
+
 /* Wait, without any deadline, for the claimer that beat us to finish. */
 static void await_claimer(weft__waiter *w)
 {
@@ -167,7 +177,7 @@ static void await_claimer(weft__waiter *w)
         w->ops->block(w, WEFT_FOREVER);
 }
 
-static int finish(weft__waiter *w)
+static ALWAYS_INLINE int finish(weft__waiter *w)
 {
     void *c = atomic_load_explicit(&w->claim, memory_order_acquire);
     atomic_store_explicit(&w->state, WEFT__W_IDLE, memory_order_relaxed);
@@ -186,7 +196,7 @@ static bool passed(weft__waiter *w, int64_t deadline)
     return now >= deadline;
 }
 
-int weft__park(weft__waiter *w, int64_t deadline)
+static ALWAYS_INLINE int park(weft__waiter *w, int64_t deadline)
 {
     void *expect;
 
@@ -228,6 +238,11 @@ int weft__park(weft__waiter *w, int64_t deadline)
         }
         w->ops->block(w, deadline);
     }
+}
+
+int weft__park(weft__waiter *w, int64_t deadline)
+{
+    return park(w, deadline);
 }
 
 int weft__wait_abandon(weft__waiter *w)
@@ -300,6 +315,15 @@ bool weft__wake(weft__wait_entry *e, int result)
      * futex word; a green thread's run-queue link, which outlives the
      * wait), never to follow its other fields. */
     const struct weft__park_ops *ops = w->ops;
+    if (w->kind == WEFT__WAITER_GREEN) {
+        /* A green waiter's state is WAITING until we store WOKEN: only an
+         * OS thread's block moves it (to SLEEPING), and the waiter itself
+         * writes it again only after it saw WOKEN.  So a release store
+         * does what the exchange does, without a locked instruction. */
+        atomic_store_explicit(&w->state, WEFT__W_WOKEN, memory_order_release);
+        ops->unblock(w, WEFT__W_WAITING);
+        return true;
+    }
     ops->unblock(w, atomic_exchange_explicit(&w->state, WEFT__W_WOKEN,
                                              memory_order_acq_rel));
     return true;
@@ -332,13 +356,13 @@ int weft__wait_on_under(weft__waitq *guard, weft__waitq *wq,
     weft__waiter *w = weft__self();
     int rc;
 
-    weft__wait_prepare(w, what, obj);
+    prepare(w, what, obj);
     if (front)
         weft__waitq_push_front(wq, e, w);
     else
         weft__waitq_push(wq, e, w);
     weft__waitq_unlock(guard);
-    rc = weft__park(w, deadline);
+    rc = park(w, deadline);
     if (rc != 0) {
         weft__waitq_lock(guard);
         weft__waitq_remove(wq, e);

@@ -1,13 +1,30 @@
 /* waitq.c - wait queues: an intrusive FIFO of wait entries and the small
  * mutex that guards it.
  *
- * The guard is a three-state futex mutex (0 free, 1 held, 2 held with
- * sleepers), the design of Drepper's "Futexes Are Tricky" and of musl's
- * internal locks: one CAS to take it, one exchange to drop it, a futex call
- * only when someone sleeps.  It guards a handful of pointer updates, so a
- * contender spins a little before sleeping.  It is held only for those few
- * instructions and never across a park, so it cannot deadlock against the
- * waits it protects.
+ * The guard is a futex mutex (0 free, 1 held): one CAS to take it and a
+ * plain release store to drop it.  It guards a handful of pointer updates,
+ * so a contender spins a little before sleeping.  It is held only for those
+ * few instructions and never across a park, so it cannot deadlock against
+ * the waits it protects.
+ *
+ * Sleepers are counted apart from the guard word, in a small table of
+ * counters hashed by the guard's address (sleepers_of), so that the unlock
+ * needs no read-modify-write to learn whether to wake anyone: an asymmetric
+ * Dekker pair (platform.h) with the sleeper paying the membarrier:
+ *     unlock:  guard = 0; light fence; if sleepers_of(guard) != 0: wake one
+ *     sleeper: sleepers_of(guard)++; heavy fence; then CAS 0 -> 1 or
+ *              FUTEX_WAIT while guard == 1; sleepers_of(guard)--
+ * Either the unlock sees the count, or the sleeper's CAS (or the futex's
+ * own check of the word) sees the guard free.  A counter shared by two
+ * guards (a hash collision) costs the other guard's unlocks a spurious
+ * FUTEX_WAKE while someone sleeps, never a lost one.  Without membarrier
+ * the light fence is a full one and this is as dear as the exchange.
+ *   (Rejected, and used until the green queue ping-pong was measured: the
+ *   three-state mutex of Drepper's "Futexes Are Tricky" (2 = held with
+ *   sleepers), whose unlock is an exchange - a locked instruction, ~5.5 ns
+ *   here, paid by every guard's every unlock, twice per message of a queue
+ *   ping-pong, to serve a sleeper that is rare: a guard is held for a few
+ *   instructions and contenders spin first.)
  *
  * Wake-ups after the guard.  Wakers run under the guard, and waking an OS
  * thread that sleeps on its futex is a system call of several
@@ -30,9 +47,25 @@
 #include "park.h"
 
 #define GUARD_SPIN 100
+#define SLEEP_SLOTS 64
+
+/* The sleeper counts (see the top of this file), each on its own cache
+ * line: a sleeper's increment must not slow the unlocks of the guards that
+ * hash to its neighbours. */
+static struct {
+    _Atomic uint32_t n;
+    char pad[64 - sizeof(uint32_t)];
+} sleepers[SLEEP_SLOTS];
+
+static inline _Atomic uint32_t *sleepers_of(const weft__waitq *wq)
+{
+    /* A guard per 64 bytes at most: neighbouring lines, other slots. */
+    return &sleepers[((uintptr_t)wq >> 6) % SLEEP_SLOTS].n;
+}
 
 static void guard_lock_slow(weft__waitq *wq)
 {
+    _Atomic uint32_t *n = sleepers_of(wq);
     uint32_t c;
 
     for (int i = 0; i < GUARD_SPIN; i++) {
@@ -44,9 +77,19 @@ static void guard_lock_slow(weft__waitq *wq)
             return;
         weft__cpu_relax();
     }
-    /* Mark contended, and sleep until we take it in the contended state. */
-    while (atomic_exchange_explicit(&wq->guard, 2, memory_order_acquire) != 0)
-        weft__futex_wait(&wq->guard, 2, WEFT_FOREVER);
+    /* Announce a sleeper, then (heavy fence) look at the guard: an unlock
+     * that our look misses comes after the fence and sees the count. */
+    atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+    weft__fence_heavy();
+    for (;;) {
+        c = 0;
+        if (atomic_compare_exchange_strong_explicit(&wq->guard, &c, 1,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed))
+            break;
+        weft__futex_wait(&wq->guard, c, WEFT_FOREVER);
+    }
+    atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
 }
 
 /* Futex wake-ups of sleeping OS waiters, put off until this thread holds
@@ -89,32 +132,20 @@ void weft__waitq_lock(weft__waitq *wq)
     guard_lock_slow(wq);
 }
 
-/* The FUTEX_WAKE after the exchange may reach a guard whose primitive was
- * finalised and freed in between (the exchange let its fini in): at worst
- * a spurious wake-up of whatever now sleeps at that address, which every
+/* The FUTEX_WAKE after the store may reach a guard whose primitive was
+ * finalised and freed in between (the store let its fini in): at worst a
+ * spurious wake-up of whatever now sleeps at that address, which every
  * futex user tolerates (glibc's mutexes have the same window). */
 void weft__waitq_unlock(weft__waitq *wq)
 {
-    if (atomic_exchange_explicit(&wq->guard, 0, memory_order_release) == 2)
+    atomic_store_explicit(&wq->guard, 0, memory_order_release);
+    weft__fence_light(); /* the store before the count; see the top */
+    if (WEFT_UNLIKELY(atomic_load_explicit(sleepers_of(wq),
+                                           memory_order_relaxed) != 0))
         weft__futex_wake(&wq->guard, 1);
     struct deferred *d = &deferred;
     if (--d->held == 0 && WEFT_UNLIKELY(d->n > 0))
         flush_deferred(d);
-}
-
-void weft__waitq_push(weft__waitq *wq, weft__wait_entry *e, weft__waiter *w)
-{
-    e->waiter = w;
-    e->wq = wq;
-    e->next = NULL;
-    e->prev = wq->tail;
-    if (wq->tail)
-        wq->tail->next = e;
-    else
-        wq->head = e;
-    wq->tail = e;
-    wq->len++;
-    e->linked = true;
 }
 
 void weft__waitq_push_front(weft__waitq *wq, weft__wait_entry *e,
@@ -147,14 +178,6 @@ static void unlink_entry(weft__waitq *wq, weft__wait_entry *e)
     e->linked = false;
     WEFT_ASSERT(wq->len > 0);
     wq->len--;
-}
-
-weft__wait_entry *weft__waitq_pop(weft__waitq *wq)
-{
-    weft__wait_entry *e = wq->head;
-    if (e)
-        unlink_entry(wq, e);
-    return e;
 }
 
 bool weft__waitq_remove(weft__waitq *wq, weft__wait_entry *e)

@@ -458,6 +458,46 @@ START_TEST(hog_and_spare_with_direct_switches)
 }
 END_TEST
 
+/* Several hog episodes on a lone worker: each brings a spare, which steals
+ * the ring through the steal gate while the yielders, between episodes,
+ * pop it without a CAS in their direct switches (sched.c,
+ * ring_pop_direct).  Exact counts; a slot popped twice or lost would show
+ * as a wrong total, a crash or a hang. */
+static int episodic_hog(void *p)
+{
+    (void)p;
+    for (int e = 0; e < 25; e++) {
+        int64_t end = weft_now() + MS(8);
+        while (weft_now() < end)
+            ;
+        if (weft_green_yield() != 0)
+            return -1;
+    }
+    return 0;
+}
+
+START_TEST(repeated_hogs_steal_a_lone_workers_ring)
+{
+    struct yielders y = {.n = 12, .k = 100000 * test_scale()};
+    weft_green *g[12], *h;
+    int r;
+
+    ck_assert_rc(weft_runtime_set_switch_interval(MS(2)), 0);
+    ck_assert_rc(weft_runtime_start(1), 0);
+    for (int i = 0; i < y.n; i++)
+        ck_assert_rc(weft_green_spawn(&g[i], yielder, &y, NULL), 0);
+    ck_assert_rc(weft_green_spawn(&h, episodic_hog, NULL, NULL), 0);
+    for (int i = 0; i < y.n; i++) {
+        ck_assert_rc(weft_green_join(g[i], &r, WEFT_FOREVER), 0);
+        ck_assert_int_eq(r, 0);
+    }
+    ck_assert_rc(weft_green_join(h, &r, WEFT_FOREVER), 0);
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(atomic_load(&y.total), (long)y.n * y.k);
+    ck_assert_rc(weft_runtime_shutdown(weft_deadline_in(MS(10000))), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *c = tcase_create(name);
@@ -479,6 +519,7 @@ static Suite *green_direct_suite(void)
     add(s, "ring", token_ring_with_stealing);
     add(s, "timed", timed_waits_race_wakeups);
     add(s, "hog", hog_and_spare_with_direct_switches);
+    add(s, "hogs_ring", repeated_hogs_steal_a_lone_workers_ring);
     return s;
 }
 
