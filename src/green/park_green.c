@@ -20,13 +20,19 @@
  *   switch"):
  *       CAS RUNNING -> PARKED; if that fails, a wake-up left a token
  *       (NOTIFIED) during the switch: store RUNNABLE and requeue the thread
- *       (weft__sched_ready).
+ *       (weft__sched_ready).  If it succeeds, read the waiter's state: WOKEN
+ *       means a waker claimed the wait but saw the thread RUNNABLE or
+ *       NOTIFIED and left it to us (below); CAS PARKED -> RUNNABLE and
+ *       requeue it.
  *   wake (unblock, a timer, anything; any thread):
  *       RUNNING -> NOTIFIED (leave a token: the next block returns, or the
  *       completion of a block already under way requeues the thread),
  *       PARKED -> RUNNABLE and push it (the one CAS winner pushes),
- *       anything else: nothing (already runnable or holding a token, or
- *       not a live thread).
+ *       RUNNABLE or NOTIFIED: nothing, after a full fence and a second
+ *       look (it still runs, or holds a token, and will read its waiter
+ *       before it parks; the fence, and the commit's re-read of the waiter
+ *       after its CAS, make sure that read sees our WOKEN);
+ *       anything else: nothing (not a live thread).
  *
  * Every wake-up goes through this one CAS loop, so exactly one party pushes
  * a parked green thread and a wake-up is never lost: it either finds the
@@ -42,7 +48,17 @@
  * decides the same race alone, and a locked instruction per park, ~5 ns
  * here, was the price of the second one.)
  * A spurious token (a waker that claimed an earlier wait and reached its
- * unblock late) makes one later block return early; park loops.
+ * unblock late) makes one later block return early; park loops.  Such a
+ * late waker is also why the token alone is not enough: the waker of the
+ * current wait may find the thread already NOTIFIED (or RUNNABLE, pushed
+ * by the late one) and do nothing, trusting the thread to see WOKEN; but
+ * WOKEN is another word than run_state, and "store one, read the other" on
+ * both sides needs a fence on both sides.  The waker pays it only in that
+ * rare case; the commit's side is its CAS, then one plain load of the
+ * waiter's state.  (Found as a green executor worker parked for good with
+ * its wait claimed: stress_executor hung about 1 run in 30 under ASan and
+ * 1 in 10 with ucontext, after the green waker's exchange of WOKEN became
+ * a plain store.  The exchange had only made the window narrower.)
  *
  * Lifetime.  A claimer calls unblock after it swapped the waiter's state to
  * WOKEN, and the green thread may see WOKEN, return and exit before that
@@ -56,6 +72,7 @@
 #include "green.h"
 
 #include "lib/assert.h"
+#include "platform/platform.h"
 
 static weft_green *of(weft__waiter *w)
 {
@@ -82,6 +99,26 @@ static inline __attribute__((always_inline)) void wake(weft_green *g)
                 return;
             }
             break;
+        case WEFT__G_RUNNABLE:
+        case WEFT__G_NOTIFIED: {
+            /* Nothing to do, as long as g looks at its waiter again before
+             * it parks; but that look and ours at run_state are the two
+             * halves of a store-buffer race: our caller stored WOKEN and
+             * we read run_state, g stores RUNNING (run, or block taking a
+             * token) and later reads its state.  Both may read the old
+             * value, and g parks for good (a stale token made this
+             * happen: stress_executor, about 1 run in 30 under ASan).
+             * So: a full fence, a second look at run_state, and the park's
+             * commit re-reads the waiter after its CAS (sched.c,
+             * complete): either our second look sees that CAS, or the
+             * commit sees WOKEN and requeues g itself. */
+            weft__full_fence();
+            uint32_t again = atomic_load(&g->run_state);
+            if (again == WEFT__G_RUNNABLE || again == WEFT__G_NOTIFIED)
+                return;
+            rs = again;
+            break;
+        }
         default:
             return;
         }

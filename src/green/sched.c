@@ -631,6 +631,16 @@ static inline __attribute__((always_inline)) void complete(weft__worker *w,
             atomic_store_explicit(&p->run_state, WEFT__G_RUNNABLE,
                                   memory_order_release);
             weft__sched_ready(p);
+        } else if (WEFT_UNLIKELY(atomic_load(&p->waiter.state) ==
+                                 WEFT__W_WOKEN)) {
+            /* Claimed by a waker that saw p RUNNABLE or NOTIFIED and left
+             * the wake-up to p (park_green.c): the CAS above (sequentially
+             * consistent) and this load are our half of its fence pair.
+             * Whoever moves PARKED first pushes. */
+            rs = WEFT__G_PARKED;
+            if (atomic_compare_exchange_strong(&p->run_state, &rs,
+                                               WEFT__G_RUNNABLE))
+                weft__sched_ready(p);
         }
         break;
     case WEFT__SW_YIELD:

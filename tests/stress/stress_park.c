@@ -394,6 +394,73 @@ START_TEST(deadlines_delivered_to_green_and_os_getters)
 }
 END_TEST
 
+/* ---- a stale token racing a real wake-up ------------------------------------ */
+
+/* A waker that claimed a green thread's earlier wait may reach its unblock
+ * late, when the thread has seen WOKEN and gone on: it leaves a token
+ * (NOTIFIED) that the thread's next block consumes.  The waker of that
+ * next wait then finds NOTIFIED and leaves the wake-up to the thread,
+ * which must still see the WOKEN stored by that waker (park_green.c: a
+ * fence on the waker's side, a re-read after the park's commit).  Here
+ * each green thread leaves itself such a token (weft__green_wake on a
+ * running thread is what the late waker does) before every wait, while an
+ * OS thread wakes it; a lost wake-up hangs the test until its timeout. */
+struct stale {
+    weft_sem go, back;
+    long rounds;
+};
+
+static int stale_green(void *p)
+{
+    struct stale *x = p;
+
+    for (long r = 0; r < x->rounds; r++) {
+        weft__green_wake(weft_green_current()); /* the late waker's token */
+        if (weft_sem_acquire(&x->go, WEFT_FOREVER) != 0 ||
+            weft_sem_release(&x->back, 1) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int stale_os(void *p)
+{
+    struct stale *x = p;
+
+    for (long r = 0; r < x->rounds; r++)
+        if (weft_sem_release(&x->go, 1) != 0 ||
+            weft_sem_acquire(&x->back, WEFT_FOREVER) != 0)
+            return -1;
+    return 0;
+}
+
+START_TEST(stale_token_racing_a_real_wakeup)
+{
+    enum { P = 2 };
+    static struct stale x[P];
+    weft_green *g[P];
+    tt *t[P];
+    int r;
+
+    ck_assert_rc(weft_runtime_start(2), 0);
+    for (int i = 0; i < P; i++) {
+        x[i].rounds = 100000 * test_scale();
+        ck_assert_rc(weft_sem_init(&x[i].go, 0), 0);
+        ck_assert_rc(weft_sem_init(&x[i].back, 0), 0);
+        ck_assert_rc(weft_green_spawn(&g[i], stale_green, &x[i], NULL), 0);
+        t[i] = tt_start(stale_os, &x[i]);
+    }
+    for (int i = 0; i < P; i++) {
+        ck_assert_rc(weft_green_join(g[i], &r, WEFT_FOREVER), 0);
+        ck_assert_int_eq(r, 0);
+        ck_assert_int_eq(tt_join(t[i]), 0);
+        ck_assert_rc(weft_sem_fini(&x[i].go), 0);
+        ck_assert_rc(weft_sem_fini(&x[i].back), 0);
+    }
+    ck_assert_rc(weft_runtime_shutdown(weft_deadline_in(MS(10000))), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *c = tcase_create(name);
@@ -414,6 +481,7 @@ static Suite *park_stress_suite(void)
     add(s, "mixed_two", mixed_pingpong_two_workers);
     add(s, "cancel_race", cancel_racing_handover_to_green_getter);
     add(s, "deadlines", deadlines_delivered_to_green_and_os_getters);
+    add(s, "stale_token", stale_token_racing_a_real_wakeup);
     return s;
 }
 
