@@ -62,8 +62,11 @@ enum {
 
 /* Why a green thread switched out (written by the green thread before the
  * switch, read after it by whatever ran next on the worker: the scheduler,
- * or the next green thread when the switch was direct). */
+ * or the next green thread when the switch was direct).  NONE (set at
+ * spawn): it never ran, and its context is not made yet - whoever is about
+ * to switch to it first calls weft__green_start (green.c, "Starting"). */
 enum {
+    WEFT__SW_NONE = 0,
     WEFT__SW_PARK = 1,
     WEFT__SW_YIELD = 2,
     WEFT__SW_EXIT = 3,
@@ -250,6 +253,10 @@ struct weft__worker {
      * weft__sched_ready; green.c, "Join"). */
     bool wake_tail;
     size_t scache_size;            /* the size of every cached stack */
+    /* The stack of the green thread reaped last here (or a zeroed one):
+     * its top is in the cache, and the next green thread to start here
+     * runs on it (green.c, "Starting").  Owner only. */
+    weft__stack hot_stack;
     /* Green-thread ids (green.c, next_worker_id): owner only. */
     uint64_t id_next, id_end;      /* the block being handed out */
     int id_len;                    /* strlen(id_text) */
@@ -287,6 +294,9 @@ void weft__green_switch_out(weft_green *g, int why);
 /* The first call of a green thread after weft__gctx_entered: completes
  * the switch of the green thread that started it directly, if one did. */
 void weft__green_resumed(void);
+/* Owner of w, about to switch to g for the first time (g->switch_why is
+ * WEFT__SW_NONE): put g on w's hot stack and make its context. */
+void weft__green_start(weft__worker *w, weft_green *g);
 /* The scheduler ran g up to its exit: free its stack, drop its ref. */
 void weft__green_reap(weft_green *g);
 /* The worker w stops (or a spare rests): give its cached green structs

@@ -683,6 +683,8 @@ static inline __attribute__((always_inline)) void run(weft__worker *w,
                           memory_order_release);
     atomic_store_explicit(&w->current, g, memory_order_release);
     weft__set_self(&g->waiter);
+    if (g->switch_why == WEFT__SW_NONE) /* its first run (green.c) */
+        weft__green_start(w, g);
     weft__gctx_switch(&w->sched, &g->gctx, 0);
     weft__set_self(w->os_self); /* this loop never changes OS thread */
     /* The steal gate: back in the scheduler, runnext is ours again unless
@@ -831,10 +833,13 @@ void weft__green_switch_out(weft_green *g, int why)
      * itself from here too (or is new): its return addresses are the ones
      * the return predictor holds.  Nothing below reads a TLS address
      * computed above: g may come back on another worker. */
-    if (n != NULL)
+    if (n != NULL) {
+        if (n->switch_why == WEFT__SW_NONE) /* its first run (green.c) */
+            weft__green_start(w, n);
         weft__gctx_switch_peer(&g->gctx, &n->gctx);
-    else
+    } else {
         weft__gctx_switch(&g->gctx, &w->sched, why == WEFT__SW_EXIT);
+    }
     resumed();
 }
 
