@@ -8,7 +8,9 @@
  * alike - but only if the thread has not ended, and the exit sets the
  * event only if a joiner announced itself ("Join", above green_main).
  * Structs and stacks come from the calling worker's cache, without a lock
- * ("the per-worker cache"), in front of the global pools.  The struct has
+ * ("the per-worker cache"), in front of the global pools; the spawn only
+ * reserves the stack, and the first run makes the context on the
+ * worker's hot stack instead ("Starting").  The struct has
  * two references: the handle (dropped by a joiner
  * that succeeded, or by detach) and the running thread (dropped by the
  * scheduler after the thread switched away for the last time: its stack is
