@@ -501,7 +501,7 @@ void weft__green_reap(weft_green *g)
      * it (a DEAD thread may still be setting its done event). */
     atomic_store_explicit(&g->run_state, WEFT__G_EXITED, memory_order_release);
     unref(g);
-    weft__sched_live_done();
+    weft__sched_live_done(w);
 }
 
 /* Write "Green-<id>" into buf (WEFT__GREEN_NAME_BUF bytes: 6 + 20 digits
@@ -682,7 +682,7 @@ int weft_green_spawn_at(weft_green **out, weft_green_fn fn, void *arg,
                           memory_order_release);
     if (out)
         *out = g;
-    weft__sched_live_add();
+    weft__sched_live_add(w);
     weft__sched_spawned(g);
     return 0;
 }

@@ -263,6 +263,8 @@ struct weft__worker {
     char id_text[WEFT__GREEN_NAME_BUF]; /* "Green-<id_next>" */
     weft_green *gcache[WEFT__GREEN_CACHE];
     weft__stack scache[WEFT__GREEN_CACHE];
+    long live_credit;              /* owner only: sched.c, "live green
+                                      threads" */
 };
 
 /* The worker the calling OS thread is, or NULL.  Not inlined and not
@@ -281,9 +283,10 @@ void weft__sched_ready(weft_green *g);
  * (an OS thread waiting for a signal): make sure an idle worker watches
  * the poller.  Any thread. */
 void weft__sched_need_poller(void);
-/* Called by green.c: one more / one fewer green thread alive. */
-void weft__sched_live_add(void);
-void weft__sched_live_done(void);
+/* Called by green.c: one more / one fewer green thread alive; w is the
+ * caller's worker (owner) or NULL (sched.c, "live green threads"). */
+void weft__sched_live_add(weft__worker *w);
+void weft__sched_live_done(weft__worker *w);
 long weft__sched_live(void);
 /* Switch the running green thread g out of its worker, for reason why:
  * directly to the next green thread queued there when find_work would

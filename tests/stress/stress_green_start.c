@@ -7,7 +7,9 @@
  * pattern at the end: two live green threads on one stack (a hot stack
  * handed out twice, a stack reaped while still run on) would overwrite
  * each other's pattern or crash.  Detached and joined children mixed;
- * counts are exact; sizes scale with WEFT_TEST_SCALE. */
+ * counts are exact; sizes scale with WEFT_TEST_SCALE.  And the live
+ * count's per-worker credit (sched.c): shutdown still waits for every
+ * detached green thread, and returns. */
 #include "support.h"
 
 #include <stdatomic.h>
@@ -106,12 +108,65 @@ START_TEST(hot_stacks_under_load)
 }
 END_TEST
 
+/* ---- the live count's per-worker credit -------------------------------- */
+
+/* sched.c, "live green threads": spawns and reaps on a worker move its
+ * credit, not the shared count, and a worker returns its credit when it
+ * runs out of work.  Shutdown must still wait for every green thread
+ * (a count that reached zero early would let it return while detached
+ * children run: the count below would be short) and must not wait
+ * forever for credit never returned (its deadline would pass).  Detached
+ * trees spawned from an OS thread and from green threads, children
+ * stolen across three workers, so spawns and reaps land on different
+ * workers; many restarts. */
+static _Atomic long leaves;
+
+static int leaf(void *p)
+{
+    if ((intptr_t)p & 1)
+        (void)weft_green_yield();
+    atomic_fetch_add(&leaves, 1);
+    return 0;
+}
+
+static int branch(void *p)
+{
+    long k = (long)(intptr_t)p;
+
+    for (long i = 0; i < k; i++)
+        if (weft_green_spawn(NULL, leaf, (void *)(intptr_t)i, NULL) != 0)
+            return -1;
+    atomic_fetch_add(&leaves, 1);
+    return 0;
+}
+
+START_TEST(shutdown_waits_for_every_detached_thread)
+{
+    long rounds = 30 * test_scale();
+    enum { BRANCHES = 40, K = 50 };
+
+    for (long r = 0; r < rounds; r++) {
+        atomic_store(&leaves, 0);
+        ck_assert_rc(weft_runtime_start(3), 0);
+        for (int i = 0; i < BRANCHES; i++)
+            ck_assert_rc(weft_green_spawn(NULL, branch,
+                                          (void *)(intptr_t)(K + (i & 3)),
+                                          NULL), 0);
+        ck_assert_rc(weft_runtime_shutdown(weft_deadline_in(MS(20000))), 0);
+        /* Every branch and every leaf ran before shutdown returned. */
+        ck_assert_int_eq(atomic_load(&leaves),
+                         BRANCHES + BRANCHES / 4 * (4 * K + 0 + 1 + 2 + 3));
+    }
+}
+END_TEST
+
 static Suite *green_start_stress_suite(void)
 {
     Suite *s = suite_create("green_start_stress");
     TCase *c = tcase_create("core");
     tcase_set_timeout(c, 60);
     tcase_add_test(c, hot_stacks_under_load);
+    tcase_add_test(c, shutdown_waits_for_every_detached_thread);
     suite_add_tcase(s, c);
     return s;
 }
