@@ -380,9 +380,8 @@ void weft__gctx_destroy(weft__gctx *c);
 /* Switch from `from` (running) to `to`; last: from never runs again. */
 void weft__gctx_switch(weft__gctx *from, weft__gctx *to, int last);
 /* The same for the direct switch between two green threads (sched.c, its
- * one caller): `to` was saved by this same call, unless it never ran;
- * last as for weft__gctx_switch (an exit). */
-void weft__gctx_switch_peer(weft__gctx *from, weft__gctx *to, int last);
+ * one caller): `to` was saved by this same call, unless it never ran. */
+void weft__gctx_switch_peer(weft__gctx *from, weft__gctx *to);
 /* How many green threads may live at once: unlimited, except under
  * ThreadSanitizer, whose fibers count against its limit of 8,128 threads
  * (spawn then fails with -EAGAIN rather than letting TSan kill the

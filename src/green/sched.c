@@ -22,20 +22,19 @@
  * so that an empty check takes no lock.
  *
  * The direct switch (Boost.Fiber's and libaco's way; section "the direct
- * switch" below).  A green thread that yields, parks or exits does find_work's
+ * switch" below).  A green thread that yields or parks does find_work's
  * cheap part itself - runnext within the streak limit, the ring, runnext -
  * and switches straight to the green thread it found: one context switch
  * per hand-over instead of two plus the scheduler loop.  Everything else
  * still goes through the scheduler's context: every GLOBAL_EVERY-th round
  * (the global queue, the busy worker's poll), a due timer, nothing queued
  * locally (global queue, netpoller, stealing, idle), a spare at the steal
- * gate, and spare workers themselves.  A yield that finds nothing else
- * queued locally just goes on running.
+ * gate, spare workers themselves, and exit (the stack is freed there).  A
+ * yield that finds nothing else queued locally just goes on running.
  * The switching thread must not become visible to other workers before
  * its registers are saved, so what the scheduler did after a switch - push
  * a yielder, commit a park (RUNNING -> PARKED, or requeue it if a waker left
- * a token meanwhile), reap an exited one (free its stack: never the stack
- * this code runs on) - is done by whatever runs next on the worker: the
+ * a token meanwhile) - is done by whatever runs next on the worker: the
  * scheduler, or the thread switched to, first thing on its own stack
  * (weft__green_resumed).  The worker's prev names the thread whose switch
  * is to be completed; switch_why says how.
@@ -657,10 +656,10 @@ static inline __attribute__((always_inline)) void complete(weft__worker *w,
         push_local(w, p);
         break;
     case WEFT__SW_EXIT:
-        /* Here in the scheduler, or in the green thread p switched to
-         * directly: either way not on p's stack, which the reap frees. */
+        /* Only ever through the scheduler: the stack it frees must not be
+         * the one this code runs on. */
         WEFT_ASSERT(atomic_load_explicit(&w->current,
-                                         memory_order_relaxed) != p);
+                                         memory_order_relaxed) == NULL);
         weft__green_reap(p);
         break;
     default:
@@ -736,13 +735,14 @@ static inline weft_green *ring_pop_direct(weft__worker *w)
     return g;
 }
 
-/* A green thread g that yields, parks or exits on w (owner: g runs there) picks
+/* A green thread g that yields or parks on w (owner: g runs there) picks
  * the next green thread itself, as find_work would, and switches to it
  * without passing through the scheduler's context; NULL sends it through
  * the scheduler instead, which is kept for everything but the common case:
  * a spare worker, every GLOBAL_EVERY-th round (the global queue and the
  * netpoller), a timer that is due, a spare at the steal gate, nothing
- * queued locally (idle, the global queue, stealing).  For a yield with nothing else queued here
+ * queued locally (idle, the global queue, stealing) and exit (the stack is
+ * freed from the scheduler).  For a yield with nothing else queued here
  * it returns g: go on running (the scheduler would push g and pop it at
  * once).
  *
@@ -763,18 +763,8 @@ static weft_green *pick_direct(weft__worker *w, weft_green *g, int why)
         return NULL; /* find_work has more to do this round */
     atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
     weft__fence_light(); /* rn_busy before stealing; pairs with the heavy */
-    /* Acquire (a plain load on x86-64): an exit goes on to reap g and may
-     * recycle its struct, so a gate holder's reads of g (the monitor's
-     * warn_hog copies its name, id and site) must happen before; reading
-     * the 0 stored by its gate_leave (an exchange) orders them, as run()'s
-     * acquire load of stealing does for the scheduler's path.  If we read
-     * a 0 from before a holder entered, the holder's heavy fence makes it
-     * see rn_busy and wait for the next thread's resumed(): it then reads
-     * that thread, not g.  (Relaxed, as it was while only yields and
-     * parks came here, left ThreadSanitizer a race between warn_hog and
-     * the next spawn of g's struct.) */
     if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
-                                           memory_order_acquire) != 0))
+                                           memory_order_relaxed) != 0))
         goto through_sched;
     /* find_work's local order: runnext (streak permitting), ring, runnext. */
     if ((n = rn_load(w)) != NULL && w->runnext_streak < RUNNEXT_STREAK) {
@@ -838,11 +828,7 @@ void weft__green_switch_out(weft_green *g, int why)
     WEFT_ASSERT(w != NULL &&
                 atomic_load_explicit(&w->current, memory_order_relaxed) == g);
     g->switch_why = why;
-    /* An exit switches directly too: the thread switched to reaps g in
-     * resumed(), on its own stack (complete, WEFT__SW_EXIT), and g's
-     * stack is then the worker's hot stack (green.c, "Starting") - not
-     * yet for a thread started here, which takes the one before. */
-    if (!w->spare) {
+    if (why != WEFT__SW_EXIT && !w->spare) {
         n = pick_direct(w, g, why);
         if (n == g)
             return; /* a yield with nothing else to run here */
@@ -855,7 +841,7 @@ void weft__green_switch_out(weft_green *g, int why)
     if (n != NULL) {
         if (n->switch_why == WEFT__SW_NONE) /* its first run (green.c) */
             weft__green_start(w, n);
-        weft__gctx_switch_peer(&g->gctx, &n->gctx, why == WEFT__SW_EXIT);
+        weft__gctx_switch_peer(&g->gctx, &n->gctx);
     } else {
         weft__gctx_switch(&g->gctx, &w->sched, why == WEFT__SW_EXIT);
     }

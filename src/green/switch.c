@@ -159,9 +159,9 @@ void weft__gctx_switch(weft__gctx *from, weft__gctx *to, int last)
 /* As weft__gctx_switch, through the return-predicted switch: every caller
  * comes from the one call site in sched.c (a direct switch between green
  * threads), so the context it resumes was saved from that same site. */
-void weft__gctx_switch_peer(weft__gctx *from, weft__gctx *to, int last)
+void weft__gctx_switch_peer(weft__gctx *from, weft__gctx *to)
 {
-    before(from, to, last);
+    before(from, to, 0);
 #ifdef G_TSAN
     __tsan_switch_to_fiber(to->fiber, 0);
 #endif

@@ -1,5 +1,5 @@
-/* stress_green_start.c - starts on the hot stack and direct exits under
- * load (src/green/green.c, "Starting"; sched.c, the direct switch): four
+/* stress_green_start.c - starts on the hot stack under load
+ * (src/green/green.c, "Starting"): four
  * workers, green spawners and an OS-thread spawner at once, children of
  * two stack sizes that fill a buffer on their stack with a pattern of
  * their own, then yield and park (on a semaphore other children post) a

@@ -1,10 +1,10 @@
-/* test_green_start.c - a green thread's start and exit (src/green/green.c,
- * "Starting"; sched.c, the direct switch at exit): the spawn reserves a
+/* test_green_start.c - a green thread's start (src/green/green.c,
+ * "Starting"): the spawn reserves a
  * stack and the first run swaps it for the worker's hot stack, so every
  * live green thread must still run on a stack of its own, of the size it
- * asked for, counted by the pool from the spawn on; an exit that switches
- * directly to the next green thread is reaped there, and the deadlock
- * check and joins see it end. */
+ * asked for, counted by the pool from the spawn on; threads started and
+ * ended back to back (each reap leaving the hot stack to the next start)
+ * are all joined, detached and reaped. */
 #include "support.h"
 
 #include <stdatomic.h>
@@ -189,7 +189,7 @@ START_TEST(spawn_reserves_a_stack_before_the_first_run)
 }
 END_TEST
 
-/* ---- exits switch directly: joins, detach and shutdown see them ------ */
+/* ---- back-to-back starts and exits: joins, detach and shutdown -------- */
 
 static int exits_driver(void *p)
 {
@@ -198,7 +198,7 @@ static int exits_driver(void *p)
 
     for (long i = 0; i < n; i++) {
         weft_green *a, *b, *c;
-        /* Queued together, so each exit finds the next one ready. */
+        /* Queued together: each starts on the stack the last one left. */
         if (weft_green_spawn(&a, nop, (void *)(intptr_t)1, NULL) != 0 ||
             weft_green_spawn(&b, nop, (void *)(intptr_t)2, NULL) != 0 ||
             weft_green_spawn(NULL, nop, NULL, NULL) != 0 ||
@@ -214,7 +214,7 @@ static int exits_driver(void *p)
     return 0;
 }
 
-START_TEST(direct_exits_are_reaped)
+START_TEST(back_to_back_exits_are_reaped)
 {
     weft_green *d;
     int r;
@@ -237,7 +237,7 @@ static Suite *green_start_suite(void)
     tcase_add_test(c, live_threads_keep_their_own_stacks);
     tcase_add_test(c, a_stack_of_another_size_runs_as_reserved);
     tcase_add_test(c, spawn_reserves_a_stack_before_the_first_run);
-    tcase_add_test(c, direct_exits_are_reaped);
+    tcase_add_test(c, back_to_back_exits_are_reaped);
     suite_add_tcase(s, c);
     return s;
 }
