@@ -62,8 +62,11 @@ enum {
 
 /* Why a green thread switched out (written by the green thread before the
  * switch, read after it by whatever ran next on the worker: the scheduler,
- * or the next green thread when the switch was direct). */
+ * or the next green thread when the switch was direct).  NONE (set at
+ * spawn): it never ran, and its context is not made yet - whoever is about
+ * to switch to it first calls weft__green_start (green.c, "Starting"). */
 enum {
+    WEFT__SW_NONE = 0,
     WEFT__SW_PARK = 1,
     WEFT__SW_YIELD = 2,
     WEFT__SW_EXIT = 3,
@@ -250,12 +253,18 @@ struct weft__worker {
      * weft__sched_ready; green.c, "Join"). */
     bool wake_tail;
     size_t scache_size;            /* the size of every cached stack */
+    /* The stack of the green thread reaped last here (or a zeroed one):
+     * its top is in the cache, and the next green thread to start here
+     * runs on it (green.c, "Starting").  Owner only. */
+    weft__stack hot_stack;
     /* Green-thread ids (green.c, next_worker_id): owner only. */
     uint64_t id_next, id_end;      /* the block being handed out */
     int id_len;                    /* strlen(id_text) */
     char id_text[WEFT__GREEN_NAME_BUF]; /* "Green-<id_next>" */
     weft_green *gcache[WEFT__GREEN_CACHE];
     weft__stack scache[WEFT__GREEN_CACHE];
+    long live_credit;              /* owner only: sched.c, "live green
+                                      threads" */
 };
 
 /* The worker the calling OS thread is, or NULL.  Not inlined and not
@@ -274,9 +283,10 @@ void weft__sched_ready(weft_green *g);
  * (an OS thread waiting for a signal): make sure an idle worker watches
  * the poller.  Any thread. */
 void weft__sched_need_poller(void);
-/* Called by green.c: one more / one fewer green thread alive. */
-void weft__sched_live_add(void);
-void weft__sched_live_done(void);
+/* Called by green.c: one more / one fewer green thread alive; w is the
+ * caller's worker (owner) or NULL (sched.c, "live green threads"). */
+void weft__sched_live_add(weft__worker *w);
+void weft__sched_live_done(weft__worker *w);
 long weft__sched_live(void);
 /* Switch the running green thread g out of its worker, for reason why:
  * directly to the next green thread queued there when find_work would
@@ -287,6 +297,9 @@ void weft__green_switch_out(weft_green *g, int why);
 /* The first call of a green thread after weft__gctx_entered: completes
  * the switch of the green thread that started it directly, if one did. */
 void weft__green_resumed(void);
+/* Owner of w, about to switch to g for the first time (g->switch_why is
+ * WEFT__SW_NONE): put g on w's hot stack and make its context. */
+void weft__green_start(weft__worker *w, weft_green *g);
 /* The scheduler ran g up to its exit: free its stack, drop its ref. */
 void weft__green_reap(weft_green *g);
 /* The worker w stops (or a spare rests): give its cached green structs

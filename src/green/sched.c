@@ -397,6 +397,8 @@ void weft__sched_ready(weft_green *g)
     wakep_from(w);
 }
 
+static inline void live_return(weft__worker *w);
+
 /* ---- finding work ----------------------------------------------------- */
 
 static bool work_anywhere(void)
@@ -593,6 +595,9 @@ static weft_green *find_work(weft__worker *w)
             break;
         if (poll_now(w))
             continue; /* woken green threads are in our queues */
+        /* Out of work here: the live count's credit goes back before we
+         * spin or sleep, so that shutdown sees the count reach zero. */
+        live_return(w);
         if ((g = spin(w)) != NULL)
             break;
         if (atomic_load(&S.stopping))
@@ -683,6 +688,8 @@ static inline __attribute__((always_inline)) void run(weft__worker *w,
                           memory_order_release);
     atomic_store_explicit(&w->current, g, memory_order_release);
     weft__set_self(&g->waiter);
+    if (g->switch_why == WEFT__SW_NONE) /* its first run (green.c) */
+        weft__green_start(w, g);
     weft__gctx_switch(&w->sched, &g->gctx, 0);
     weft__set_self(w->os_self); /* this loop never changes OS thread */
     /* The steal gate: back in the scheduler, runnext is ours again unless
@@ -831,10 +838,13 @@ void weft__green_switch_out(weft_green *g, int why)
      * itself from here too (or is new): its return addresses are the ones
      * the return predictor holds.  Nothing below reads a TLS address
      * computed above: g may come back on another worker. */
-    if (n != NULL)
+    if (n != NULL) {
+        if (n->switch_why == WEFT__SW_NONE) /* its first run (green.c) */
+            weft__green_start(w, n);
         weft__gctx_switch_peer(&g->gctx, &n->gctx);
-    else
+    } else {
         weft__gctx_switch(&g->gctx, &w->sched, why == WEFT__SW_EXIT);
+    }
     resumed();
 }
 
@@ -849,16 +859,65 @@ static int worker_main(void *arg)
     weft__gctx_init_self(&w->sched);
     while ((g = find_work(w)) != NULL)
         run(w, g);
+    live_return(w); /* returned when it ran out of work; to be sure */
     weft__green_cache_flush(w); /* before S.workers is freed */
     tls_worker = NULL;
     return 0;
 }
 
-/* ---- live green threads ----------------------------------------------- */
+/* ---- live green threads -----------------------------------------------
+ *
+ * S.live counts the green threads spawned and not yet reaped, which
+ * shutdown waits to see reach zero, plus the credit each worker holds:
+ * a spawn on a worker takes one from its credit (LIVE_BATCH more with one
+ * atomic add when it has none), a reap there gives one back (LIVE_BATCH
+ * back with one atomic subtract past 2 * LIVE_BATCH), and a worker that
+ * runs out of work, stops or rests returns all of it (live_return).  So
+ * a spawn and a reap on a worker make no read-modify-write of the shared
+ * line - whose locked instruction, after the spawn's writes to a cold
+ * struct, also waited for all of those to reach the cache.
+ * Invariant: S.live = live green threads + the workers' credits, each
+ * credit >= 0; so S.live >= live, it is zero only when both are, and
+ * only live_return (or a thread off a worker) can bring it to zero, which
+ * is where shutdown is notified.  Once every worker has run out of work
+ * (the last reap was followed by that worker's find_work, which returns
+ * its credit before it spins), S.live is exact.  weft__sched_live may
+ * read up to 2 * LIVE_BATCH per worker too many (used only for the
+ * ThreadSanitizer bound on live fibers, which keeps that much margin).
+ * Credits are owner-only (plain fields of the worker, like its caches). */
+#define LIVE_BATCH 64
 
-void weft__sched_live_add(void)
+static void live_sub(long n)
 {
-    atomic_fetch_add(&S.live, 1);
+    if (atomic_fetch_sub(&S.live, n) == n) {
+        weft_lock_acquire(&S.live_lock, WEFT_FOREVER);
+        weft_cond_notify_all(&S.live_cond);
+        weft_lock_release(&S.live_lock);
+    }
+}
+
+/* Owner of w: give w's credit back (w runs out of work, stops or rests). */
+static inline void live_return(weft__worker *w)
+{
+    long n = w->live_credit;
+
+    if (n != 0) {
+        w->live_credit = 0;
+        live_sub(n);
+    }
+}
+
+void weft__sched_live_add(weft__worker *w)
+{
+    if (w == NULL) {
+        atomic_fetch_add(&S.live, 1);
+        return;
+    }
+    if (WEFT_UNLIKELY(w->live_credit == 0)) {
+        atomic_fetch_add(&S.live, LIVE_BATCH);
+        w->live_credit = LIVE_BATCH;
+    }
+    w->live_credit--;
 }
 
 long weft__sched_live(void)
@@ -866,12 +925,16 @@ long weft__sched_live(void)
     return atomic_load(&S.live);
 }
 
-void weft__sched_live_done(void)
+void weft__sched_live_done(weft__worker *w)
 {
-    if (atomic_fetch_sub(&S.live, 1) == 1) {
-        weft_lock_acquire(&S.live_lock, WEFT_FOREVER);
-        weft_cond_notify_all(&S.live_cond);
-        weft_lock_release(&S.live_lock);
+    if (w == NULL) {
+        live_sub(1);
+        return;
+    }
+    if (WEFT_UNLIKELY(++w->live_credit > 2 * LIVE_BATCH)) {
+        /* Leaves LIVE_BATCH of credit counted: S.live stays above zero. */
+        w->live_credit -= LIVE_BATCH;
+        atomic_fetch_sub(&S.live, LIVE_BATCH);
     }
 }
 
@@ -1251,6 +1314,7 @@ static int spare_main(void *arg)
         tls_worker = w;
         while ((g = spare_find_work(w)) != NULL)
             run(w, g);
+        live_return(w);
         weft__green_cache_flush(w); /* a resting spare holds nothing */
         tls_worker = NULL;
         spare_retire(w);
