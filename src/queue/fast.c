@@ -69,13 +69,14 @@
  * green thread yields once before it parks"; the yield, like the spin,
  * only delays what follows and takes part in no ordering), then takes the
  * guard, announces itself in nget (nput), makes a heavy fence, tries the
- * ring once more and only then parks on getters (putters).  The other side, after publishing (freeing) a cell,
- * makes a light fence and reads nget (nput): so either the parking side's
- * last try sees the cell, or the publishing side sees the count and takes
- * the guard to serve the waiter (platform.h's asymmetric fences: the hot
- * path pays a compiler barrier, the side that is about to sleep pays a
- * membarrier).  nget/nput mirror the length of the wait queue plus the one
- * thread registering, and change only under the guard.  A side that has
+ * ring once more and only then parks on getters (putters).  The other
+ * side, after publishing (freeing) a cell, makes a light fence and reads
+ * nget (nput): so either the parking side's last try sees the cell, or
+ * the publishing side sees the count and takes the guard to serve the
+ * waiter (platform.h's asymmetric fences: the hot path pays a compiler
+ * barrier, the side that is about to sleep pays a membarrier).  nget/nput
+ * mirror the length of the wait queue plus the one thread registering,
+ * and change only under the guard.  A side that has
  * just woken a parked one polls longer before it parks itself (see
  * spin_until), or the two fall into a convoy of sleeping and waking.
  * Parked waiters are served in order with the item moved for them, as the
@@ -339,7 +340,7 @@ static inline bool before_wait(weft_queue *q,
  * either makes progress (each move may enable the other; a running thread
  * that took the item or the room first sends the waiter back to the front
  * of its queue). */
-static void serve(weft_queue *q)
+static int serve(weft_queue *q)
 {
     weft__fq *r = q->fast;
     weft__wait_entry *e;
@@ -384,25 +385,28 @@ static void serve(weft_queue *q)
     atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
     atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
     unlock(q);
+    return 0; /* so that after_put and after_get can tail-call serve */
 }
 
 /* After a successful put (get): serve a parked getter (putter) if any.  The
  * light fence orders our cell store before the load of the count; see the
- * top of the file. */
-static inline void after_put(weft_queue *q)
+ * top of the file.  Returns 0, the put's (get's) result. */
+static inline int after_put(weft_queue *q)
 {
     weft__fence_light();
     if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nget,
                                            memory_order_relaxed) != 0))
-        serve(q);
+        return serve(q);
+    return 0;
 }
 
-static inline void after_get(weft_queue *q)
+static inline int after_get(weft_queue *q)
 {
     weft__fence_light();
     if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nput,
                                            memory_order_relaxed) != 0))
-        serve(q);
+        return serve(q);
+    return 0;
 }
 
 /* A put failed because tail is closed.  If the shutdown is immediate,
@@ -465,19 +469,15 @@ static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
         if (rc == -ETIMEDOUT) {
             /* Room may have appeared in the instant we gave up. */
             int rc2 = st_put(r, item);
-            if (rc2 == 0) {
-                after_put(q);
-                return 0;
-            }
+            if (rc2 == 0)
+                return after_put(q);
             if (rc2 == -EPIPE)
                 return put_closed(q);
         }
         return rc;
     }
-    if (rc == 0) {
-        after_put(q);
-        return 0;
-    }
+    if (rc == 0)
+        return after_put(q);
     return put_closed(q);
 }
 
@@ -495,10 +495,8 @@ static __attribute__((noinline)) int put_slow(weft_queue *q, void *item,
         return nowait_rc;
     yielded = before_wait(q, put_ready, deadline);
     rc = st_put(q->fast, item);
-    if (WEFT_LIKELY(rc == 0)) {
-        after_put(q);
-        return 0;
-    }
+    if (WEFT_LIKELY(rc == 0))
+        return after_put(q);
     if (rc == -EPIPE)
         return put_closed(q);
     if (yielded)
@@ -506,19 +504,32 @@ static __attribute__((noinline)) int put_slow(weft_queue *q, void *item,
     return put_park(q, item, deadline);
 }
 
+/* A put to segments (never full), out of line: see weft__queue_fast_put. */
+static __attribute__((noinline)) int put_seg(weft_queue *q, void *item)
+{
+    int rc = weft__seg_put(q->fast, item);
+
+    if (WEFT_LIKELY(rc == 0))
+        return after_put(q);
+    return rc == -EPIPE ? put_closed(q) : rc;
+}
+
+/* A ring put that succeeds at once makes tail calls only, so it sets up no
+ * frame (the saved registers were a tenth of its instructions): the
+ * segments' put, whose call needs q kept across it, is out of line. */
 int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
                          int nowait_rc)
 {
-    int rc = st_put(q->fast, item);
+    weft__fq *r = q->fast;
+    int rc;
 
-    if (WEFT_LIKELY(rc == 0)) {
-        after_put(q);
-        return 0;
-    }
+    if (r->seg_shift != 0)
+        return put_seg(q, item);
+    rc = ring_put(r, item);
+    if (WEFT_LIKELY(rc == 0))
+        return after_put(q);
     if (rc == -EPIPE)
         return put_closed(q);
-    if (rc == -ENOMEM)
-        return rc;
     return put_slow(q, item, deadline, nowait_rc);
 }
 
@@ -583,10 +594,8 @@ static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
         }
         return rc;
     }
-    if (rc == 0) {
-        after_get(q);
-        return 0;
-    }
+    if (rc == 0)
+        return after_get(q);
     return -EPIPE;
 }
 
@@ -607,10 +616,8 @@ static __attribute__((noinline)) int get_slow(weft_queue *q, void **item,
         return drained(q->fast) ? -EPIPE : nowait_rc;
     yielded = before_wait(q, get_ready, deadline);
     rc = st_get(q->fast, item);
-    if (WEFT_LIKELY(rc == 0)) {
-        after_get(q);
-        return 0;
-    }
+    if (WEFT_LIKELY(rc == 0))
+        return after_get(q);
     if (rc == -EPIPE || drained(q->fast))
         return -EPIPE;
     if (yielded)
@@ -618,15 +625,31 @@ static __attribute__((noinline)) int get_slow(weft_queue *q, void **item,
     return get_park(q, item, deadline);
 }
 
+/* A get from segments, out of line as put_seg. */
+static __attribute__((noinline)) int get_seg(weft_queue *q, void **item,
+                                             int64_t deadline, int nowait_rc)
+{
+    int rc = weft__seg_get(q->fast, item);
+
+    if (WEFT_LIKELY(rc == 0))
+        return after_get(q);
+    if (rc == -EPIPE)
+        return -EPIPE;
+    return get_slow(q, item, deadline, nowait_rc);
+}
+
+/* Tail calls only, as weft__queue_fast_put. */
 int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
                          int nowait_rc)
 {
-    int rc = st_get(q->fast, item);
+    weft__fq *r = q->fast;
+    int rc;
 
-    if (WEFT_LIKELY(rc == 0)) {
-        after_get(q);
-        return 0;
-    }
+    if (r->seg_shift != 0)
+        return get_seg(q, item, deadline, nowait_rc);
+    rc = ring_get(r, item);
+    if (WEFT_LIKELY(rc == 0))
+        return after_get(q);
     if (rc == -EPIPE)
         return -EPIPE;
     return get_slow(q, item, deadline, nowait_rc);

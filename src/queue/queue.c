@@ -44,8 +44,8 @@
  * "a green thread yields once before it parks").  Whether it would wait is
  * read without the guard, from len and shut: a stale answer only makes it
  * yield in vain or not at all, and the guarded path that follows decides.
- * Two green threads passing messages through maxsize-1 queues (the queue
- * ping-pong) thus never park: each put and get takes the guard once.
+ * Two green threads on one worker passing messages through a LIFO or
+ * priority queue thus never park: each put and get takes the guard once.
  *
  * FIFO queues, bounded ones of maxsize 1 to WEFT__FRING_MAX and unbounded
  * ones, do not use any of this: they keep their items in a lock-free store

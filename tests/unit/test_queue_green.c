@@ -21,7 +21,7 @@ static weft_queue *mkq(weft_queue_kind kind, size_t maxsize)
     return q;
 }
 
-/* ---- maxsize 1 on the ring ------------------------------------------------- */
+/* ---- maxsize 1 on the ring ------------------------------------------ */
 
 START_TEST(one_is_lock_free_bounded_and_in_order)
 {
@@ -130,7 +130,7 @@ START_TEST(one_parked_putter_times_out_and_keeps_its_item)
 }
 END_TEST
 
-/* ---- a green thread yields before it parks -------------------------------- */
+/* ---- a green thread yields before it parks --------------------------- */
 
 struct yield_case {
     weft_queue *q;
@@ -186,6 +186,16 @@ static int run_pair(void *p)
     return ra != 0 ? ra : rb;
 }
 
+/* One worker, whose order these tests rely on: and no spare worker taking
+ * its queue when a slow spawn (ThreadSanitizer, a loaded machine) holds it
+ * past the switch interval, so the interval is a minute (each test runs in
+ * a process of its own). */
+static void start_one_worker(void)
+{
+    ck_assert_rc(weft_runtime_set_switch_interval(60 * WEFT_NSEC_PER_SEC), 0);
+    ck_assert_rc(weft_runtime_start(1), 0);
+}
+
 static void drive(weft_green_fn fn, void *arg)
 {
     weft_green *g;
@@ -211,7 +221,7 @@ START_TEST(green_getter_yields_to_its_partner_before_parking)
                  {WEFT_QUEUE_LIFO, 1},
                  {WEFT_QUEUE_PRIORITY, 0}};
 
-    ck_assert_rc(weft_runtime_start(1), 0);
+    start_one_worker();
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         struct yield_case c = {.q = mkq(kinds[k].kind, kinds[k].maxsize)};
         struct pair pr = {getter, putter_after_look, &c};
@@ -232,7 +242,7 @@ START_TEST(green_putter_yields_to_its_partner_before_parking)
 {
     static const size_t maxsizes[] = {1, 3};
 
-    ck_assert_rc(weft_runtime_start(1), 0);
+    start_one_worker();
     for (size_t k = 0; k < sizeof maxsizes / sizeof maxsizes[0]; k++) {
         struct yield_case c = {.q = mkq(WEFT_QUEUE_FIFO, maxsizes[k])};
         struct pair pr = {filler, getter_after_look, &c};
@@ -322,7 +332,7 @@ START_TEST(green_yield_that_misses_makes_the_next_waits_park_at_once)
 {
     struct miss_case c = {.q = mkq(WEFT_QUEUE_FIFO, 1)};
 
-    ck_assert_rc(weft_runtime_start(1), 0);
+    start_one_worker();
     drive(miss_driver, &c);
     ck_assert_int_eq(atomic_load(&c.got), (long)WEFT__QUEUE_YIELD_SKIP + 2);
     ck_assert_rc(weft_queue_destroy(c.q, NULL), 0);
@@ -360,7 +370,7 @@ START_TEST(green_getter_cancelled_during_its_yield_is_ecanceled)
 {
     struct yield_case c = {.q = mkq(WEFT_QUEUE_FIFO, 1)};
 
-    ck_assert_rc(weft_runtime_start(1), 0);
+    start_one_worker();
     drive(cancel_driver, &c);
     ck_assert_ptr_null(c.got);
     ck_assert_uint_eq(weft_queue_waiters(c.q), 0);
@@ -383,7 +393,8 @@ static Suite *queue_green_suite(void)
     tcase_set_timeout(c, 30);
     tcase_add_test(c, green_getter_yields_to_its_partner_before_parking);
     tcase_add_test(c, green_putter_yields_to_its_partner_before_parking);
-    tcase_add_test(c, green_yield_that_misses_makes_the_next_waits_park_at_once);
+    tcase_add_test(c,
+                   green_yield_that_misses_makes_the_next_waits_park_at_once);
     tcase_add_test(c, green_getter_cancelled_during_its_yield_is_ecanceled);
     suite_add_tcase(s, c);
     return s;
