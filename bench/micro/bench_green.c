@@ -273,6 +273,7 @@ static void bench_spawn(int workers, const char *suffix)
 /* ---- queue ping-pong ------------------------------------------------------- */
 
 static weft_queue *q_ping, *q_pong;
+static size_t q_maxsize = 1; /* argv: `bench_green pingpong [maxsize]` */
 static long q_n;
 static double q_res;
 
@@ -318,15 +319,18 @@ static void bench_queue_pingpong(void)
 
     if (reps > 64)
         reps = 64;
-    check(weft_queue_create(&q_ping, WEFT_QUEUE_FIFO, 1), "queue create");
-    check(weft_queue_create(&q_pong, WEFT_QUEUE_FIFO, 1), "queue create");
+    check(weft_queue_create(&q_ping, WEFT_QUEUE_FIFO, q_maxsize),
+          "queue create");
+    check(weft_queue_create(&q_pong, WEFT_QUEUE_FIFO, q_maxsize),
+          "queue create");
     drive(ping_driver, &(long){n / 10});
     for (int r = 0; r < reps; r++) {
         drive(ping_driver, &n);
         v[r] = q_res;
     }
-    printf("# message ping-pong through two weft_queues (FIFO, maxsize 1), "
-           "two green threads on one worker, %ld round trips per run\n", n);
+    printf("# message ping-pong through two weft_queues (FIFO, maxsize %zu), "
+           "two green threads on one worker, %ld round trips per run\n",
+           q_maxsize, n);
     bench_report("green_queue_pingpong", "weft", v, reps, "ns", "lower");
     check(weft_queue_destroy(q_ping, NULL), "queue destroy");
     check(weft_queue_destroy(q_pong, NULL), "queue destroy");
@@ -557,6 +561,18 @@ int main(int argc, char **argv)
         bench_fail("cannot read /proc/self/exe");
     self_exe[len] = '\0';
     setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* `bench_green pingpong [maxsize]`: the queue ping-pong alone (for
+     * callgrind and for alternated A/B runs), through queues of maxsize 1
+     * (the figure) or another bound (0: unbounded). */
+    if (argc > 1 && strcmp(argv[1], "pingpong") == 0) {
+        if (argc > 2)
+            q_maxsize = (size_t)strtoul(argv[2], NULL, 10);
+        check(weft_runtime_start(1), "runtime start");
+        bench_queue_pingpong();
+        check(weft_runtime_shutdown(WEFT_FOREVER), "runtime shutdown");
+        return 0;
+    }
 
     check(weft_runtime_start(1), "runtime start");
     bench_yield();

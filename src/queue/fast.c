@@ -1,4 +1,4 @@
-/* fast.c - the lock-free path of FIFO queues (bounded ones of maxsize 2 to
+/* fast.c - the lock-free path of FIFO queues (bounded ones of maxsize 1 to
  * WEFT__FRING_MAX, and unbounded ones): puts and gets that can proceed
  * touch no lock, and the queue's guard and wait queues are used only by a
  * side that must wait (empty or full), by its waker, and for shutdown,
@@ -35,16 +35,48 @@
  *   plain SPSC ring, with no locked instruction, is far faster but not
  *   MPMC; the CAS is what MPMC costs here.)
  *
+ * Maxsize 1.  Vyukov's ring needs two cells at least (with one, "full for
+ * lap L" and "free for lap L + 1" are the same seq), so a queue of maxsize 1
+ * has two cells (cap = 2) and one = 1, and its put at p also needs the
+ * cell of p - 1 freed by its get (seq == p + 1; the cell of p - 1 for p = 0
+ * is cell 1, whose initial seq 1 reads as freed).  By induction at most
+ * one position is then ever filled: the put at p - 1 went ahead only once
+ * the get at p - 2 had freed its cell, and so on.  The check reads a line
+ * the put already reads (both cells share it).  A put that read a stale
+ * tail fails its CAS as on any ring, so the check errs only towards "full"
+ * for the few instructions of a get in progress (see Linearizability).
+ * The waiting protocol below is unchanged: the store that makes room for
+ * a parked putter at p is still a get's free of a cell - the get of p - 1
+ * freeing cell p - 1 - followed by its light fence and its load of nput,
+ * and the putter's retry after its heavy fence reads that cell.  The retry
+ * also reads cell p, freed earlier by the get of p - 2; that store
+ * happens before the get of p - 1's fence (the put of p - 1 read it with
+ * acquire before it published, and the get of p - 1 read that publication
+ * with acquire), so a retry that comes after that fence sees it too (the
+ * heavy fence is a full barrier on every CPU, and x86-64 and ARMv8 are
+ * multi-copy atomic); and a get that does see nput serves the putter under
+ * the guard, in a thread that has seen both frees.  Either way no putter
+ * parks on a ring with room.  The item slot is ordered as on any ring: a
+ * put writes cell p only after its acquire load saw the get of p - 2 free
+ * it.
+ *   (Rejected: keeping maxsize 1 on the locked queue, as until the green
+ *   queue ping-pong was profiled: a put and a get there took ~100
+ *   instructions each against ~50 here, and their two guards were two of
+ *   the five locked instructions per message.)
+ *
  * Waiting.  A side that finds the ring empty (full) spins a few
- * microseconds, then takes the guard, announces itself in nget (nput),
- * makes a heavy fence, tries the ring once more and only then parks on
- * getters (putters).  The other side, after publishing (freeing) a cell,
- * makes a light fence and reads nget (nput): so either the parking side's
- * last try sees the cell, or the publishing side sees the count and takes
- * the guard to serve the waiter (platform.h's asymmetric fences: the hot
- * path pays a compiler barrier, the side that is about to sleep pays a
- * membarrier).  nget/nput mirror the length of the wait queue plus the one
- * thread registering, and change only under the guard.  A side that has
+ * microseconds (a green thread yields once instead: queue_internal.h, "a
+ * green thread yields once before it parks"; the yield, like the spin,
+ * only delays what follows and takes part in no ordering), then takes the
+ * guard, announces itself in nget (nput), makes a heavy fence, tries the
+ * ring once more and only then parks on getters (putters).  The other
+ * side, after publishing (freeing) a cell, makes a light fence and reads
+ * nget (nput): so either the parking side's last try sees the cell, or
+ * the publishing side sees the count and takes the guard to serve the
+ * waiter (platform.h's asymmetric fences: the hot path pays a compiler
+ * barrier, the side that is about to sleep pays a membarrier).  nget/nput
+ * mirror the length of the wait queue plus the one thread registering,
+ * and change only under the guard.  A side that has
  * just woken a parked one polls longer before it parks itself (see
  * spin_until), or the two fall into a convoy of sleeping and waking.
  * Parked waiters are served in order with the item moved for them, as the
@@ -122,6 +154,18 @@ static weft__fcell *cell_at(const weft__fq *r, uint64_t pos)
 
 /* ---- the ring itself -------------------------------------------------- */
 
+/* Room for a put at pos of the ring: its cell is free for this lap (the
+ * get of pos - cap is done) and, with maxsize 1, the get of pos - 1 is done
+ * too (see "Maxsize 1" at the top).  Acquire on the cell pairs with the
+ * get's release of it: its read of the old item comes before our write. */
+static inline bool ring_room(const weft__fq *r, const weft__fcell *c,
+                             uint64_t pos)
+{
+    return atomic_load_explicit(&c->seq, memory_order_acquire) == pos &&
+           (!r->one || atomic_load_explicit(&r->cells[(pos - 1) & 1].seq,
+                                            memory_order_acquire) == pos + 1);
+}
+
 /* 0, -EAGAIN (full at our position) or -EPIPE (closed). */
 static inline int ring_put(weft__fq *r, void *item)
 {
@@ -137,6 +181,13 @@ static inline int ring_put(weft__fq *r, void *item)
         dif = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) -
                         pos);
         if (WEFT_LIKELY(dif == 0)) {
+            /* Maxsize 1: the get of pos - 1 must be done too (a put of a
+             * stale pos fails its CAS below, so "full" here is at worst
+             * early by a concurrent get's few instructions). */
+            if (WEFT_UNLIKELY(r->one) &&
+                atomic_load_explicit(&r->cells[(pos - 1) & 1].seq,
+                                     memory_order_acquire) != pos + 1)
+                return -EAGAIN;
             if (atomic_compare_exchange_weak_explicit(
                     &r->tail, &pos, pos + 1, memory_order_relaxed,
                     memory_order_relaxed)) {
@@ -208,8 +259,7 @@ static bool put_ready(const weft__fq *r)
 {
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     return (pos & CLOSED) || r->seg_shift != 0 ||
-           atomic_load_explicit(&cell_at(r, pos)->seq,
-                                memory_order_relaxed) == pos;
+           ring_room(r, cell_at(r, pos), pos);
 }
 
 static bool get_ready(const weft__fq *r)
@@ -242,17 +292,14 @@ static bool drained(const weft__fq *r)
  * parks meanwhile only starts a convoy in which each side sleeps while the
  * other works, two wake-ups per ring's worth of items.  Yielding rather
  * than pausing leaves the CPU to the woken thread if it has to run here.
- * The window never runs past the caller's deadline.
- * Green threads do not spin: the other side may be waiting for this
- * worker. */
-static void spin_until(const weft__fq *r,
-                       bool (*ready)(const weft__fq *), int64_t deadline)
+ * The window never runs past the caller's deadline.  OS threads only
+ * (see before_wait). */
+static __attribute__((noinline)) void spin_until(
+    const weft__fq *r, bool (*ready)(const weft__fq *), int64_t deadline)
 {
     unsigned n = weft__park_spin_iters;
     int64_t until;
 
-    if (weft__self()->kind != WEFT__WAITER_OS)
-        return;
     for (unsigned i = 0; i < n; i++) {
         if (ready(r))
             return;
@@ -269,6 +316,22 @@ static void spin_until(const weft__fq *r,
     }
 }
 
+/* A put (get) has just found the store full (empty) and may wait: an OS
+ * thread spins (spin_until), a green thread yields once instead
+ * (weft__queue_yield).  A green thread must not spin: the other side may
+ * be waiting for this worker; a yield lets it run.  Returns whether the
+ * caller yielded: if its next try still fails, it reports the miss
+ * (weft__queue_yield_missed). */
+static inline bool before_wait(weft_queue *q,
+                               bool (*ready)(const weft__fq *),
+                               int64_t deadline)
+{
+    if (weft__self()->kind != WEFT__WAITER_OS)
+        return weft__queue_yield(q);
+    spin_until(q->fast, ready, deadline);
+    return false;
+}
+
 /* ---- serving parked waiters (the waker's side) ------------------------ */
 
 /* A put published a cell and saw nget != 0, or a get freed one and saw
@@ -277,7 +340,7 @@ static void spin_until(const weft__fq *r,
  * either makes progress (each move may enable the other; a running thread
  * that took the item or the room first sends the waiter back to the front
  * of its queue). */
-static void serve(weft_queue *q)
+static int serve(weft_queue *q)
 {
     weft__fq *r = q->fast;
     weft__wait_entry *e;
@@ -322,25 +385,28 @@ static void serve(weft_queue *q)
     atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
     atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
     unlock(q);
+    return 0; /* so that after_put and after_get can tail-call serve */
 }
 
 /* After a successful put (get): serve a parked getter (putter) if any.  The
  * light fence orders our cell store before the load of the count; see the
- * top of the file. */
-static inline void after_put(weft_queue *q)
+ * top of the file.  Returns 0, the put's (get's) result. */
+static inline int after_put(weft_queue *q)
 {
     weft__fence_light();
     if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nget,
                                            memory_order_relaxed) != 0))
-        serve(q);
+        return serve(q);
+    return 0;
 }
 
-static inline void after_get(weft_queue *q)
+static inline int after_get(weft_queue *q)
 {
     weft__fence_light();
     if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nput,
                                            memory_order_relaxed) != 0))
-        serve(q);
+        return serve(q);
+    return 0;
 }
 
 /* A put failed because tail is closed.  If the shutdown is immediate,
@@ -359,10 +425,10 @@ static int put_closed(weft_queue *q)
 
 /* ---- put -------------------------------------------------------------- */
 
-/* The ring was full: spin, then park until a get moves our item in,
- * shutdown, or the deadline. */
-static int put_slow(weft_queue *q, void *item, int64_t deadline,
-                    int nowait_rc)
+/* The ring was full after put_slow's spin (yield): park until a get moves
+ * our item in, shutdown, or the deadline. */
+static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
+                                              int64_t deadline)
 {
     weft__fq *r = q->fast;
     weft__wait_entry e;
@@ -370,13 +436,7 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
     bool front = false;
     int rc;
 
-    if (deadline == WEFT_NOW)
-        return nowait_rc;
     for (;;) {
-        spin_until(r, put_ready, deadline);
-        rc = st_put(r, item);
-        if (rc != -EAGAIN)
-            break;
         lock(q);
         atomic_store_explicit(&r->nput, q->putters.len + 1,
                               memory_order_relaxed);
@@ -396,6 +456,9 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
                 return 0; /* a get moved our item in and woke us */
             /* Shutdown woke us (-EPIPE in e.result): see the ring say so. */
             front = true;
+            rc = st_put(r, item);
+            if (rc != -EAGAIN)
+                break;
             continue;
         }
         /* -ETIMEDOUT or -ECANCELED: guard held, e unlinked. */
@@ -406,44 +469,76 @@ static int put_slow(weft_queue *q, void *item, int64_t deadline,
         if (rc == -ETIMEDOUT) {
             /* Room may have appeared in the instant we gave up. */
             int rc2 = st_put(r, item);
-            if (rc2 == 0) {
-                after_put(q);
-                return 0;
-            }
+            if (rc2 == 0)
+                return after_put(q);
             if (rc2 == -EPIPE)
                 return put_closed(q);
         }
         return rc;
     }
-    if (rc == 0) {
-        after_put(q);
-        return 0;
-    }
+    if (rc == 0)
+        return after_put(q);
     return put_closed(q);
 }
 
+/* The ring was full: unless WEFT_NOW, spin (a green thread: yield), try
+ * again, then park.  Out of line, and apart from put_park, so that
+ * neither the put's fast path nor a yield that pays sets up put_park's
+ * frame. */
+static __attribute__((noinline)) int put_slow(weft_queue *q, void *item,
+                                              int64_t deadline, int nowait_rc)
+{
+    bool yielded;
+    int rc;
+
+    if (deadline == WEFT_NOW)
+        return nowait_rc;
+    yielded = before_wait(q, put_ready, deadline);
+    rc = st_put(q->fast, item);
+    if (WEFT_LIKELY(rc == 0))
+        return after_put(q);
+    if (rc == -EPIPE)
+        return put_closed(q);
+    if (yielded)
+        weft__queue_yield_missed(q);
+    return put_park(q, item, deadline);
+}
+
+/* A put to segments (never full), out of line: see weft__queue_fast_put. */
+static __attribute__((noinline)) int put_seg(weft_queue *q, void *item)
+{
+    int rc = weft__seg_put(q->fast, item);
+
+    if (WEFT_LIKELY(rc == 0))
+        return after_put(q);
+    return rc == -EPIPE ? put_closed(q) : rc;
+}
+
+/* A ring put that succeeds at once makes tail calls only, so it sets up no
+ * frame (the saved registers were a tenth of its instructions): the
+ * segments' put, whose call needs q kept across it, is out of line. */
 int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
                          int nowait_rc)
 {
-    int rc = st_put(q->fast, item);
+    weft__fq *r = q->fast;
+    int rc;
 
-    if (WEFT_LIKELY(rc == 0)) {
-        after_put(q);
-        return 0;
-    }
+    if (r->seg_shift != 0)
+        return put_seg(q, item);
+    rc = ring_put(r, item);
+    if (WEFT_LIKELY(rc == 0))
+        return after_put(q);
     if (rc == -EPIPE)
         return put_closed(q);
-    if (rc == -ENOMEM)
-        return rc;
     return put_slow(q, item, deadline, nowait_rc);
 }
 
 /* ---- get -------------------------------------------------------------- */
 
-/* The ring was empty (or closed): -EPIPE if it is for good, else spin, then
- * park until a put moves an item to us, shutdown, or the deadline. */
-static int get_slow(weft_queue *q, void **item, int64_t deadline,
-                    int nowait_rc)
+/* The ring was empty after get_slow's spin (yield): park until a put moves
+ * an item to us, shutdown, or the deadline; -EPIPE once it is drained. */
+static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
+                                              int64_t deadline)
 {
     weft__fq *r = q->fast;
     weft__wait_entry e;
@@ -452,17 +547,6 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
     int rc;
 
     for (;;) {
-        rc = st_get(r, item);
-        if (rc != -EAGAIN)
-            break;
-        if (drained(r))
-            return -EPIPE;
-        if (deadline == WEFT_NOW)
-            return nowait_rc;
-        spin_until(r, get_ready, deadline);
-        rc = st_get(r, item);
-        if (rc != -EAGAIN)
-            break;
         lock(q);
         atomic_store_explicit(&r->nget, q->getters.len + 1,
                               memory_order_relaxed);
@@ -486,6 +570,11 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
             }
             /* Shutdown woke us: drain what is left, or fail. */
             front = true;
+            rc = st_get(r, item);
+            if (rc != -EAGAIN)
+                break;
+            if (drained(r))
+                return -EPIPE;
             continue;
         }
         atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
@@ -505,22 +594,62 @@ static int get_slow(weft_queue *q, void **item, int64_t deadline,
         }
         return rc;
     }
-    if (rc == 0) {
-        after_get(q);
-        return 0;
-    }
+    if (rc == 0)
+        return after_get(q);
     return -EPIPE;
 }
 
+/* A get found the ring empty (st_get said -EAGAIN): -EPIPE if it is for
+ * good, else unless WEFT_NOW spin (a green thread: yield), try again, then
+ * park.  Out of line and apart from get_park, as put_slow. */
+static __attribute__((noinline)) int get_slow(weft_queue *q, void **item,
+                                              int64_t deadline, int nowait_rc)
+{
+    bool yielded;
+    int rc;
+
+    /* drained() only where we would park: before the yield, it would cost
+     * every get that yields (a ping-pong's every get); a yield or spin
+     * before we see the ring drained costs only time (get_ready is true
+     * once tail is closed, so an OS thread does not spin then). */
+    if (deadline == WEFT_NOW)
+        return drained(q->fast) ? -EPIPE : nowait_rc;
+    yielded = before_wait(q, get_ready, deadline);
+    rc = st_get(q->fast, item);
+    if (WEFT_LIKELY(rc == 0))
+        return after_get(q);
+    if (rc == -EPIPE || drained(q->fast))
+        return -EPIPE;
+    if (yielded)
+        weft__queue_yield_missed(q);
+    return get_park(q, item, deadline);
+}
+
+/* A get from segments, out of line as put_seg. */
+static __attribute__((noinline)) int get_seg(weft_queue *q, void **item,
+                                             int64_t deadline, int nowait_rc)
+{
+    int rc = weft__seg_get(q->fast, item);
+
+    if (WEFT_LIKELY(rc == 0))
+        return after_get(q);
+    if (rc == -EPIPE)
+        return -EPIPE;
+    return get_slow(q, item, deadline, nowait_rc);
+}
+
+/* Tail calls only, as weft__queue_fast_put. */
 int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
                          int nowait_rc)
 {
-    int rc = st_get(q->fast, item);
+    weft__fq *r = q->fast;
+    int rc;
 
-    if (WEFT_LIKELY(rc == 0)) {
-        after_get(q);
-        return 0;
-    }
+    if (r->seg_shift != 0)
+        return get_seg(q, item, deadline, nowait_rc);
+    rc = ring_get(r, item);
+    if (WEFT_LIKELY(rc == 0))
+        return after_get(q);
     if (rc == -EPIPE)
         return -EPIPE;
     return get_slow(q, item, deadline, nowait_rc);
@@ -546,9 +675,10 @@ static weft__fq *fq_new(void)
     return r;
 }
 
-int weft__queue_fast_init(weft_queue *q, size_t cap)
+int weft__queue_fast_init(weft_queue *q, size_t maxsize)
 {
     weft__fq *r;
+    size_t cap = maxsize == 1 ? 2 : maxsize; /* "Maxsize 1" at the top */
     size_t bytes = (cap * sizeof(weft__fcell) + 63) / 64 * 64;
 
     r = fq_new();
@@ -560,6 +690,7 @@ int weft__queue_fast_init(weft_queue *q, size_t cap)
         return -ENOMEM;
     }
     r->cap = cap;
+    r->one = maxsize == 1;
     r->pow2 = (cap & (cap - 1)) == 0;
     r->mask = cap - 1;
     for (size_t i = 0; i < cap; i++) {
@@ -620,8 +751,8 @@ size_t weft__queue_fast_size(const weft_queue *q)
     t = cnt(r, atomic_load_explicit(&r->tail, memory_order_acquire));
     if (t <= h)
         return 0;
-    if (r->seg_shift == 0 && t - h > r->cap)
-        return (size_t)r->cap;
+    if (r->seg_shift == 0 && t - h > q->maxsize)
+        return q->maxsize;
     return (size_t)(t - h);
 }
 

@@ -37,15 +37,24 @@
  *     items (get refuses them; take_undelivered hands them back), and
  *     nothing is ever added to it again;
  *   - unfinished counts successful puts minus task_done calls, minus the
- *     items an immediate shutdown withdrew (clamped at zero, as Python).
+ *     items an immediate shutdown withdrew (clamped at zero, as Python);
+ *   - len equals store_len (it is stored after every change).
  *
- * FIFO queues, bounded ones of maxsize 2 to WEFT__FRING_MAX and unbounded
+ * A green thread about to wait yields once first (queue_internal.h,
+ * "a green thread yields once before it parks").  Whether it would wait is
+ * read without the guard, from len and shut: a stale answer only makes it
+ * yield in vain or not at all, and the guarded path that follows decides.
+ * Two green threads on one worker passing messages through a LIFO or
+ * priority queue thus never park: each put and get takes the guard once.
+ *
+ * FIFO queues, bounded ones of maxsize 1 to WEFT__FRING_MAX and unbounded
  * ones, do not use any of this: they keep their items in a lock-free store
  * (fast.c's ring, seg.c's segments), and every public call below hands
  * them over to fast.c first (q->fast is set).
  *
  * Locking: every field below the constant ones is guarded by
- * getters.guard.  shut is also atomic so that is_shutdown needs no lock.
+ * getters.guard.  shut is also atomic so that is_shutdown needs no lock;
+ * len and yield_skip are atomic hints read without it.
  * The other wait queues' own guards are never used.
  */
 #include <errno.h>
@@ -74,6 +83,29 @@ static void lock(const weft_queue *q)
 static void unlock(const weft_queue *q)
 {
     weft__waitq_unlock((weft__waitq *)&q->getters);
+}
+
+/* The storage changed: mirror its length for the peeks (guard held). */
+static inline void sync_len(weft_queue *q)
+{
+    atomic_store_explicit(&q->len, store_len(&q->store),
+                          memory_order_relaxed);
+}
+
+/* Would a get (put) wait now?  Read without the guard, for the yield
+ * before waiting only: the answer may be stale. */
+static inline bool get_would_wait(const weft_queue *q)
+{
+    return atomic_load_explicit(&q->len, memory_order_relaxed) == 0 &&
+           atomic_load_explicit(&q->shut, memory_order_relaxed) == OPEN;
+}
+
+static inline bool put_would_wait(const weft_queue *q)
+{
+    return q->maxsize != 0 &&
+           atomic_load_explicit(&q->len, memory_order_relaxed) >=
+               q->maxsize &&
+           atomic_load_explicit(&q->shut, memory_order_relaxed) == OPEN;
 }
 
 /* Park the caller on wq (one of q's queues) with e.  Called with the guard
@@ -105,7 +137,7 @@ static int create(weft_queue **out, weft_queue_kind kind, size_t maxsize,
     q->store.kind = kind;
     if (kind == WEFT_QUEUE_FIFO && maxsize == 0)
         rc = weft__queue_fast_init_seg(q, seg_shift);
-    else if (kind == WEFT_QUEUE_FIFO && maxsize >= 2 &&
+    else if (kind == WEFT_QUEUE_FIFO && maxsize >= 1 &&
              maxsize <= WEFT__FRING_MAX)
         rc = weft__queue_fast_init(q, maxsize);
     else if (kind == WEFT_QUEUE_PRIORITY)
@@ -122,6 +154,8 @@ static int create(weft_queue **out, weft_queue_kind kind, size_t maxsize,
     q->maxsize = maxsize;
     q->unfinished = 0;
     atomic_init(&q->shut, OPEN);
+    atomic_init(&q->len, 0);
+    atomic_init(&q->yield_skip, 0);
     *out = q;
     return 0;
 }
@@ -204,8 +238,10 @@ static int put_locked(weft_queue *q, void *item, int64_t prio)
     if (q->maxsize != 0 && store_len(&q->store) >= q->maxsize)
         return -EAGAIN;
     rc = store_push(&q->store, item, prio);
-    if (rc == 0)
+    if (rc == 0) {
         q->unfinished++;
+        sync_len(q);
+    }
     return rc;
 }
 
@@ -235,13 +271,17 @@ static int put_slow(weft_queue *q, void *item, int64_t prio, int64_t deadline)
     return rc;
 }
 
-int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
-                        int64_t deadline)
+/* A put to a locked queue.  Out of line, so that a put to a lock-free one
+ * (weft__queue_fast_put) sets up no frame for it. */
+static __attribute__((noinline)) int put_guarded(weft_queue *q, void *item,
+                                                 int64_t prio,
+                                                 int64_t deadline)
 {
     int rc;
 
-    if (q->fast != NULL)
-        return weft__queue_fast_put(q, item, deadline, -ETIMEDOUT);
+    if (WEFT_UNLIKELY(put_would_wait(q)) && deadline != WEFT_NOW &&
+        weft__queue_yield(q) && put_would_wait(q))
+        weft__queue_yield_missed(q);
     lock(q);
     rc = put_locked(q, item, prio);
     if (WEFT_LIKELY(rc != -EAGAIN)) {
@@ -249,6 +289,14 @@ int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
         return rc;
     }
     return put_slow(q, item, prio, deadline);
+}
+
+int weft_queue_put_prio(weft_queue *q, void *item, int64_t prio,
+                        int64_t deadline)
+{
+    if (q->fast != NULL)
+        return weft__queue_fast_put(q, item, deadline, -ETIMEDOUT);
+    return put_guarded(q, item, prio, deadline);
 }
 
 int weft_queue_put(weft_queue *q, void *item, int64_t deadline)
@@ -286,6 +334,7 @@ static void take_from_putter(weft_queue *q)
             rc = store_push(&q->store, s.item, s.prio);
             WEFT_ASSERT(rc == 0); /* a pop just made room */
             q->unfinished++;
+            sync_len(q);
             return;
         }
     }
@@ -299,6 +348,7 @@ static int get_locked(weft_queue *q, void **item, int64_t *prio)
 
     if (WEFT_LIKELY(store_len(&q->store) > 0 && shut != SHUT_IMMEDIATE)) {
         *item = store_pop(&q->store, prio);
+        sync_len(q);
         if (WEFT_UNLIKELY(!weft__waitq_empty(&q->putters)))
             take_from_putter(q);
         return 0;
@@ -339,18 +389,16 @@ static int get_slow(weft_queue *q, void **item, int64_t *prio,
     return rc;
 }
 
-int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
-                        int64_t deadline)
+/* A get from a locked queue; out of line, as put_guarded.  prio non-NULL. */
+static __attribute__((noinline)) int get_guarded(weft_queue *q, void **item,
+                                                 int64_t *prio,
+                                                 int64_t deadline)
 {
-    int64_t p;
     int rc;
 
-    if (prio == NULL)
-        prio = &p;
-    if (q->fast != NULL) {
-        *prio = 0;
-        return weft__queue_fast_get(q, item, deadline, -ETIMEDOUT);
-    }
+    if (WEFT_UNLIKELY(get_would_wait(q)) && deadline != WEFT_NOW &&
+        weft__queue_yield(q) && get_would_wait(q))
+        weft__queue_yield_missed(q);
     lock(q);
     rc = get_locked(q, item, prio);
     if (WEFT_LIKELY(rc != -EAGAIN)) {
@@ -360,10 +408,26 @@ int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
     return get_slow(q, item, prio, deadline);
 }
 
+int weft_queue_get_prio(weft_queue *q, void **item, int64_t *prio,
+                        int64_t deadline)
+{
+    if (q->fast != NULL) {
+        if (prio != NULL)
+            *prio = 0;
+        return weft__queue_fast_get(q, item, deadline, -ETIMEDOUT);
+    }
+    if (prio == NULL) {
+        int64_t p;
+        return get_guarded(q, item, &p, deadline);
+    }
+    return get_guarded(q, item, prio, deadline);
+}
+
 int weft_queue_get(weft_queue *q, void **item, int64_t deadline)
 {
-    int64_t prio;
-    return weft_queue_get_prio(q, item, &prio, deadline);
+    if (q->fast != NULL)
+        return weft__queue_fast_get(q, item, deadline, -ETIMEDOUT);
+    return weft_queue_get_prio(q, item, NULL, deadline);
 }
 
 int weft_queue_get_nowait(weft_queue *q, void **item)
@@ -532,6 +596,7 @@ size_t weft_queue_take_undelivered(weft_queue *q, void **out, size_t cap)
         SHUT_IMMEDIATE)
         while (n < cap && store_len(&q->store) > 0)
             out[n++] = store_pop(&q->store, &prio);
+    sync_len(q);
     unlock(q);
     return n;
 }
