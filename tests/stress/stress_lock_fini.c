@@ -11,11 +11,13 @@
  * release_slow, writes) freed memory; src/sync/lock.c's release loads
  * waiters after its store of locked.  Pairs outnumber the cores, so A is
  * now and then preempted inside that window; under AddressSanitizer the
- * read of the freed lock is reported as a heap-use-after-free (without a
- * sanitizer the test passes: the read goes unnoticed).  The window is a
- * few instructions wide, so how soon it is hit depends on the load: at
- * WEFT_TEST_SCALE=3 most runs fail on this 2-core machine.  Bounded by a
- * round count and a time budget, both scaled. */
+ * read of the freed lock is reported as a heap-use-after-free (the window
+ * is a few instructions wide: at WEFT_TEST_SCALE=5 about half the runs
+ * fail on this 2-core machine).  ThreadSanitizer sees it without the
+ * preemption - nothing orders that read before the free - and fails every
+ * run at the default scale.  Without a sanitizer the test passes: the read
+ * goes unnoticed.  Bounded by a round count and a time budget, both
+ * scaled. */
 #include "support.h"
 
 #include <stdatomic.h>

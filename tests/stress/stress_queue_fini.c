@@ -8,11 +8,13 @@
  * the queue again after publishing the item (after_put's look at nget) and
  * may serve waiters on it.  Pairs outnumber the cores, so a producer is
  * now and then preempted between its publish and that look; under
- * AddressSanitizer the read of the freed queue is reported (without a
- * sanitizer the test passes: the read goes unnoticed).  The window is a
- * few instructions wide: at WEFT_TEST_SCALE=5 runs fail within about 20 s
- * on this 2-core machine.  Bounded by a round count and a time budget,
- * both scaled; one case per store (ring, segments). */
+ * AddressSanitizer the read of the freed queue is reported (the window is
+ * a few instructions wide: at WEFT_TEST_SCALE=5 most runs fail within
+ * about 20 s on this 2-core machine).  ThreadSanitizer sees it without the
+ * preemption - nothing orders that read before the free - and fails every
+ * run at the default scale.  Without a sanitizer the test passes: the read
+ * goes unnoticed.  Bounded by a round count and a time budget, both
+ * scaled; one case per store (ring, segments). */
 #include "support.h"
 
 #include <stdatomic.h>
