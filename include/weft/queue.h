@@ -46,7 +46,10 @@ int weft_queue_create(weft_queue **out, weft_queue_kind kind, size_t maxsize);
 
 /* Free the queue.  -EBUSY (and nothing freed) while anyone waits on it.
  * Items still inside (queued or undelivered) are passed to free_item if it
- * is not NULL, so that nothing is leaked. */
+ * is not NULL, so that nothing is leaked.  A consumer may destroy the queue
+ * as soon as it has got the last item (or a join has returned): destroy
+ * waits for the put (task_done) that delivered it to finish touching the
+ * queue. */
 int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item));
 
 /* Put an item (priority 0 for a priority queue).  0, -ETIMEDOUT (still

@@ -20,7 +20,10 @@
  * return while the thread that woke it is still inside its wake call (an
  * event's set, a condition's notify, ...), and _fini is what waits that
  * thread out (it takes the primitive's internal guard, which the waker holds
- * until it is done with the primitive).
+ * until it is done with the primitive).  The same holds for a lock freed
+ * right after its last release by another thread (a reference count kept
+ * under the lock): weft_lock_fini waits until that release has finished
+ * touching the lock.
  *
  * Fairness.  Locks allow barging (a running thread may take a lock that was
  * just released ahead of a parked waiter), which keeps the uncontended and

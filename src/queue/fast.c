@@ -113,6 +113,17 @@
  * -EAGAIN, although a later put (get) has already returned.  Waiting
  * threads are served as soon as the cell is published.
  *
+ * Destroy right after the last get.  From the store that publishes its
+ * cell (frees it, counts a task done) on, a put (get, task_done) lets a
+ * consumer in that may take the item, see the queue finished and destroy
+ * it, while the put still reads nget and may serve waiters.  So each such
+ * window is named in the OS thread's in-flight slot
+ * (src/platform/inflight.h) from before its publishing store to its last
+ * touch, and destroy waits until no slot names the queue.  A window never
+ * contains a yield or a park: the slow paths leave before they wait and
+ * enter again after, out of line (enter_fresh and friends), so that the
+ * slot is found afresh on whatever OS thread a green thread resumed on.
+ *
  * Locking: tail, head, done and the cells (segments) are atomic (items are
  * ordered by seq, or by a slot's state); nget, nput, njoin are atomic and
  * written only under the guard (getters.guard, the queue's lock), as are
@@ -123,6 +134,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../platform/inflight.h"
 #include "../platform/platform.h"
 #include "queue_internal.h"
 
@@ -340,7 +352,7 @@ static inline bool before_wait(weft_queue *q,
  * either makes progress (each move may enable the other; a running thread
  * that took the item or the room first sends the waiter back to the front
  * of its queue). */
-static int serve(weft_queue *q)
+static __attribute__((noinline)) int serve(weft_queue *q)
 {
     weft__fq *r = q->fast;
     weft__wait_entry *e;
@@ -385,18 +397,21 @@ static int serve(weft_queue *q)
     atomic_store_explicit(&r->nget, q->getters.len, memory_order_relaxed);
     atomic_store_explicit(&r->nput, q->putters.len, memory_order_relaxed);
     unlock(q);
+    weft__inflight_leave(); /* the caller's window: see after_put */
     return 0; /* so that after_put and after_get can tail-call serve */
 }
 
 /* After a successful put (get): serve a parked getter (putter) if any.  The
  * light fence orders our cell store before the load of the count; see the
- * top of the file.  Returns 0, the put's (get's) result. */
+ * top of the file.  Ends the caller's in-flight window (serve ends it when
+ * called).  Returns 0, the put's (get's) result. */
 static inline int after_put(weft_queue *q)
 {
     weft__fence_light();
     if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nget,
                                            memory_order_relaxed) != 0))
         return serve(q);
+    weft__inflight_leave();
     return 0;
 }
 
@@ -406,7 +421,32 @@ static inline int after_get(weft_queue *q)
     if (WEFT_UNLIKELY(atomic_load_explicit(&q->fast->nput,
                                            memory_order_relaxed) != 0))
         return serve(q);
+    weft__inflight_leave();
     return 0;
+}
+
+/* The in-flight window for code that may have yielded or parked since its
+ * function began, out of line so that the slot is looked up afresh: a
+ * green thread may resume on another OS thread, and a compiler may keep
+ * the thread pointer in a register across a call. */
+static __attribute__((noinline)) void enter_fresh(weft_queue *q)
+{
+    weft__inflight_enter(q);
+}
+
+static __attribute__((noinline)) void leave_fresh(void)
+{
+    weft__inflight_leave();
+}
+
+static __attribute__((noinline)) int after_put_fresh(weft_queue *q)
+{
+    return after_put(q);
+}
+
+static __attribute__((noinline)) int after_get_fresh(weft_queue *q)
+{
+    return after_get(q);
 }
 
 /* A put failed because tail is closed.  If the shutdown is immediate,
@@ -426,7 +466,8 @@ static int put_closed(weft_queue *q)
 /* ---- put -------------------------------------------------------------- */
 
 /* The ring was full after put_slow's spin (yield): park until a get moves
- * our item in, shutdown, or the deadline. */
+ * our item in, shutdown, or the deadline.  Each try that may publish is an
+ * in-flight window (see the top), left before every park. */
 static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
                                               int64_t deadline)
 {
@@ -441,6 +482,7 @@ static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
         atomic_store_explicit(&r->nput, q->putters.len + 1,
                               memory_order_relaxed);
         weft__fence_heavy();
+        enter_fresh(q);
         rc = st_put(r, item);
         if (rc != -EAGAIN) {
             atomic_store_explicit(&r->nput, q->putters.len,
@@ -448,6 +490,7 @@ static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
             unlock(q);
             break;
         }
+        leave_fresh();
         e.data = (uintptr_t)&s;
         rc = weft__wait_on_under(&q->getters, &q->putters, &e, front,
                                  deadline, "queue put", q);
@@ -456,9 +499,11 @@ static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
                 return 0; /* a get moved our item in and woke us */
             /* Shutdown woke us (-EPIPE in e.result): see the ring say so. */
             front = true;
+            enter_fresh(q);
             rc = st_put(r, item);
             if (rc != -EAGAIN)
                 break;
+            leave_fresh();
             continue;
         }
         /* -ETIMEDOUT or -ECANCELED: guard held, e unlinked. */
@@ -468,16 +513,20 @@ static __attribute__((noinline)) int put_park(weft_queue *q, void *item,
             return 0; /* moved in at the instant we gave up */
         if (rc == -ETIMEDOUT) {
             /* Room may have appeared in the instant we gave up. */
-            int rc2 = st_put(r, item);
+            int rc2;
+            enter_fresh(q);
+            rc2 = st_put(r, item);
             if (rc2 == 0)
-                return after_put(q);
+                return after_put_fresh(q);
+            leave_fresh();
             if (rc2 == -EPIPE)
                 return put_closed(q);
         }
         return rc;
     }
     if (rc == 0)
-        return after_put(q);
+        return after_put_fresh(q);
+    leave_fresh();
     return put_closed(q);
 }
 
@@ -494,9 +543,11 @@ static __attribute__((noinline)) int put_slow(weft_queue *q, void *item,
     if (deadline == WEFT_NOW)
         return nowait_rc;
     yielded = before_wait(q, put_ready, deadline);
+    enter_fresh(q);
     rc = st_put(q->fast, item);
     if (WEFT_LIKELY(rc == 0))
-        return after_put(q);
+        return after_put_fresh(q);
+    leave_fresh();
     if (rc == -EPIPE)
         return put_closed(q);
     if (yielded)
@@ -504,30 +555,36 @@ static __attribute__((noinline)) int put_slow(weft_queue *q, void *item,
     return put_park(q, item, deadline);
 }
 
-/* A put to segments (never full), out of line: see weft__queue_fast_put. */
+/* A put to segments (never full), out of line: see weft__queue_fast_put.
+ * Called in the window, which it ends. */
 static __attribute__((noinline)) int put_seg(weft_queue *q, void *item)
 {
     int rc = weft__seg_put(q->fast, item);
 
     if (WEFT_LIKELY(rc == 0))
         return after_put(q);
+    weft__inflight_leave();
     return rc == -EPIPE ? put_closed(q) : rc;
 }
 
 /* A ring put that succeeds at once makes tail calls only, so it sets up no
  * frame (the saved registers were a tenth of its instructions): the
- * segments' put, whose call needs q kept across it, is out of line. */
+ * segments' put, whose call needs q kept across it, is out of line.  The
+ * in-flight window opens before the try and closes in after_put, or
+ * before a slow path that may wait. */
 int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
                          int nowait_rc)
 {
     weft__fq *r = q->fast;
     int rc;
 
+    weft__inflight_enter(q);
     if (r->seg_shift != 0)
         return put_seg(q, item);
     rc = ring_put(r, item);
     if (WEFT_LIKELY(rc == 0))
         return after_put(q);
+    weft__inflight_leave();
     if (rc == -EPIPE)
         return put_closed(q);
     return put_slow(q, item, deadline, nowait_rc);
@@ -536,7 +593,8 @@ int weft__queue_fast_put(weft_queue *q, void *item, int64_t deadline,
 /* ---- get -------------------------------------------------------------- */
 
 /* The ring was empty after get_slow's spin (yield): park until a put moves
- * an item to us, shutdown, or the deadline; -EPIPE once it is drained. */
+ * an item to us, shutdown, or the deadline; -EPIPE once it is drained.
+ * Windows as in put_park. */
 static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
                                               int64_t deadline)
 {
@@ -551,15 +609,19 @@ static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
         atomic_store_explicit(&r->nget, q->getters.len + 1,
                               memory_order_relaxed);
         weft__fence_heavy();
+        enter_fresh(q);
         rc = st_get(r, item);
         if (rc != -EAGAIN || drained(r)) {
             atomic_store_explicit(&r->nget, q->getters.len,
                                   memory_order_relaxed);
             unlock(q);
-            if (rc == -EAGAIN)
+            if (rc == -EAGAIN) {
+                leave_fresh();
                 return -EPIPE;
+            }
             break;
         }
+        leave_fresh();
         e.data = (uintptr_t)&s;
         rc = weft__wait_on_under(&q->getters, &q->getters, &e, front,
                                  deadline, "queue get", q);
@@ -570,9 +632,11 @@ static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
             }
             /* Shutdown woke us: drain what is left, or fail. */
             front = true;
+            enter_fresh(q);
             rc = st_get(r, item);
             if (rc != -EAGAIN)
                 break;
+            leave_fresh();
             if (drained(r))
                 return -EPIPE;
             continue;
@@ -585,9 +649,11 @@ static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
         }
         if (rc == -ETIMEDOUT) {
             /* An item may have come in the instant we gave up. */
+            enter_fresh(q);
             rc = st_get(r, item);
             if (rc == 0)
                 break;
+            leave_fresh();
             if (rc == -EPIPE || drained(r))
                 return -EPIPE;
             return -ETIMEDOUT;
@@ -595,13 +661,15 @@ static __attribute__((noinline)) int get_park(weft_queue *q, void **item,
         return rc;
     }
     if (rc == 0)
-        return after_get(q);
+        return after_get_fresh(q);
+    leave_fresh();
     return -EPIPE;
 }
 
 /* A get found the ring empty (st_get said -EAGAIN): -EPIPE if it is for
  * good, else unless WEFT_NOW spin (a green thread: yield), try again, then
- * park.  Out of line and apart from get_park, as put_slow. */
+ * park.  Out of line and apart from get_park, as put_slow.  Called out of
+ * any window. */
 static __attribute__((noinline)) int get_slow(weft_queue *q, void **item,
                                               int64_t deadline, int nowait_rc)
 {
@@ -615,9 +683,11 @@ static __attribute__((noinline)) int get_slow(weft_queue *q, void **item,
     if (deadline == WEFT_NOW)
         return drained(q->fast) ? -EPIPE : nowait_rc;
     yielded = before_wait(q, get_ready, deadline);
+    enter_fresh(q);
     rc = st_get(q->fast, item);
     if (WEFT_LIKELY(rc == 0))
-        return after_get(q);
+        return after_get_fresh(q);
+    leave_fresh();
     if (rc == -EPIPE || drained(q->fast))
         return -EPIPE;
     if (yielded)
@@ -625,7 +695,7 @@ static __attribute__((noinline)) int get_slow(weft_queue *q, void **item,
     return get_park(q, item, deadline);
 }
 
-/* A get from segments, out of line as put_seg. */
+/* A get from segments, out of line as put_seg; called in the window. */
 static __attribute__((noinline)) int get_seg(weft_queue *q, void **item,
                                              int64_t deadline, int nowait_rc)
 {
@@ -633,23 +703,26 @@ static __attribute__((noinline)) int get_seg(weft_queue *q, void **item,
 
     if (WEFT_LIKELY(rc == 0))
         return after_get(q);
+    weft__inflight_leave();
     if (rc == -EPIPE)
         return -EPIPE;
     return get_slow(q, item, deadline, nowait_rc);
 }
 
-/* Tail calls only, as weft__queue_fast_put. */
+/* Tail calls only, as weft__queue_fast_put, and the same window. */
 int weft__queue_fast_get(weft_queue *q, void **item, int64_t deadline,
                          int nowait_rc)
 {
     weft__fq *r = q->fast;
     int rc;
 
+    weft__inflight_enter(q);
     if (r->seg_shift != 0)
         return get_seg(q, item, deadline, nowait_rc);
     rc = ring_get(r, item);
     if (WEFT_LIKELY(rc == 0))
         return after_get(q);
+    weft__inflight_leave();
     if (rc == -EPIPE)
         return -EPIPE;
     return get_slow(q, item, deadline, nowait_rc);
@@ -775,10 +848,15 @@ int weft__queue_fast_task_done(weft_queue *q)
     uint64_t d = atomic_load_explicit(&r->done, memory_order_relaxed);
     uint64_t t;
 
+    /* From the CAS on, a join may return and its caller destroy q: the
+     * rest is an in-flight window (see the top). */
+    weft__inflight_enter(q);
     do {
         t = cnt(r, atomic_load_explicit(&r->tail, memory_order_acquire));
-        if (d >= t)
+        if (d >= t) {
+            weft__inflight_leave();
             return -EOVERFLOW;
+        }
     } while (!atomic_compare_exchange_weak_explicit(
         &r->done, &d, d + 1, memory_order_acq_rel, memory_order_relaxed));
     weft__fence_light();
@@ -792,6 +870,7 @@ int weft__queue_fast_task_done(weft_queue *q)
         }
         unlock(q);
     }
+    weft__inflight_leave();
     return 0;
 }
 

@@ -63,6 +63,7 @@
 
 #include "../lib/assert.h"
 #include "../park/park.h"
+#include "../platform/inflight.h"
 #include "queue_internal.h"
 #include "weft/queue.h"
 
@@ -174,13 +175,19 @@ int weft__queue_create_seg(weft_queue **out, unsigned shift)
 
 /* Nobody may be parked: a parked thread (or one that timed out and is
  * about to take the guard to unlink itself) still holds a pointer to q.
- * After a 0 return the caller must not use q again, so nobody can race
- * with the freeing. */
+ * A put, get or task_done of the lock-free path may still be past the
+ * store that let the caller see the queue finished (fast.c, "Destroy
+ * right after the last get"): wait it out first; the locked paths and
+ * shutdown hold the guard, which weft_queue_waiters takes.  After a 0
+ * return the caller must not use q again, so nobody can race with the
+ * freeing. */
 int weft_queue_destroy(weft_queue *q, void (*free_item)(void *item))
 {
     bool busy;
     int64_t prio;
 
+    if (q->fast != NULL)
+        weft__inflight_wait(q);
     busy = weft_queue_waiters(q) != 0;
     if (busy)
         return -EBUSY;

@@ -60,6 +60,18 @@
  *   a wake-up between every two critical sections, cutting the throughput of
  *   a contended lock by an order of magnitude.)
  *
+ * Freed right after a release.  The release's look at waiters (and its
+ * slow path) comes after the store of 0 that lets another thread take the
+ * lock, drop it, fini it and free it - the reference count kept inside the
+ * object it guards, which POSIX and C++ allow.  So the release names the
+ * lock in its OS thread's in-flight slot for that window
+ * (src/platform/inflight.h), and weft_lock_fini waits until no slot names
+ * it: two stores to a thread-owned line per release, no locked
+ * instruction.
+ *   (Rejected: telling users not to free until every release has
+ *   returned - they cannot know it - and a release by CAS, which still
+ *   touches the wait queue after its CAS in the contended case.)
+ *
  * Invariants.  waiters is written only under wq's guard.  QUEUED is set
  * whenever wq is not empty.  VACANT is set only with WOKEN and only while
  * wq is empty (a parker that finds it takes the slot instead of queueing).
@@ -84,6 +96,7 @@
 
 #include "../lib/assert.h"
 #include "../park/park.h"
+#include "../platform/inflight.h"
 #include "../platform/platform.h"
 #include "sync.h"
 
@@ -129,6 +142,10 @@ int weft_lock_fini(weft_lock *self)
 {
     bool busy;
 
+    /* Wait out a release still past its store of 0 (the acquire load
+     * first, so that we see the slot of the release we saw). */
+    (void)atomic_load_explicit(&self->locked, memory_order_acquire);
+    weft__inflight_wait(self);
     weft__waitq_lock(&self->wq);
     uint32_t w = atomic_load(&self->waiters);
     busy = atomic_load(&self->locked) || (w != 0 && w != (WOKEN | VACANT)) ||
@@ -423,14 +440,19 @@ int weft_lock_try(weft_lock *self)
     return -EAGAIN;
 }
 
+/* From the store of 0 on, another thread may take the lock, release it,
+ * fini it and free it: the in-flight slot (src/platform/inflight.h) makes
+ * weft_lock_fini wait until we are past our last touch. */
 static inline void unlock(weft_lock *self)
 {
+    weft__inflight_enter(self);
     atomic_store_explicit(&self->owner, NULL, memory_order_relaxed);
     atomic_store_explicit(&self->locked, 0, memory_order_release);
     weft__fence_light();
     if (WEFT_UNLIKELY(atomic_load_explicit(&self->waiters,
                                            memory_order_relaxed) == QUEUED))
         release_slow(self);
+    weft__inflight_leave();
 }
 
 int weft_lock_release(weft_lock *self)
