@@ -142,7 +142,8 @@ static struct {
     .live_cond = WEFT_COND_INIT(&S.live_lock),
 };
 
-static _Thread_local weft__worker *tls_worker;
+static _Thread_local weft__worker *tls_worker
+    __attribute__((tls_model("initial-exec")));
 
 weft__worker *weft__worker_self(void)
 {
@@ -358,7 +359,7 @@ static inline void ready_in_green(weft__worker *w, weft_green *g)
     atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
     weft__fence_light(); /* rn_busy before stealing; pairs with the heavy */
     if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
-                                           memory_order_relaxed) != 0)) {
+                                           memory_order_acquire) != 0)) {
         atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
         global_put(g, g, 1);
         return;
@@ -679,11 +680,14 @@ static inline __attribute__((always_inline)) void run(weft__worker *w,
 
     /* Release, not seq_cst (an xchg on x86-64, ~5 ns): every other access
      * to run_state is a read-modify-write of this one location, whose
-     * modification order is total whatever the memory order, and no party
-     * reads another location after it and relies on it (the park token
-     * needs no Dekker pair: block's CAS and a waker's CAS decide between
-     * them on run_state alone).  Release keeps the queue hand-off's
-     * writes ordered before it for a waker that reads RUNNING. */
+     * modification order is total whatever the memory order.  The one
+     * Dekker pair on it (a late waker that finds the thread RUNNABLE or
+     * NOTIFIED against the park's commit, park_green.c and complete) does
+     * not involve this store: each side there has its own full fence or
+     * CAS.  Release keeps the queue hand-off's writes ordered before it
+     * for a waker that reads RUNNING.  The loads of stealing and current
+     * that the steal gate pairs with this are acquire: free on x86-64,
+     * and on aarch64 they keep the reads that follow from passing them. */
     atomic_store_explicit(&g->run_state, WEFT__G_RUNNING,
                           memory_order_release);
     atomic_store_explicit(&w->current, g, memory_order_release);
@@ -764,7 +768,7 @@ static weft_green *pick_direct(weft__worker *w, weft_green *g, int why)
     atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
     weft__fence_light(); /* rn_busy before stealing; pairs with the heavy */
     if (WEFT_UNLIKELY(atomic_load_explicit(&w->stealing,
-                                           memory_order_relaxed) != 0))
+                                           memory_order_acquire) != 0))
         goto through_sched;
     /* find_work's local order: runnext (streak permitting), ring, runnext. */
     if ((n = rn_load(w)) != NULL && w->runnext_streak < RUNNEXT_STREAK) {
@@ -1140,7 +1144,7 @@ static weft_green *take_runnext(weft__worker *v)
 
     if (rn_load(v) == NULL || !gate_enter(v))
         return NULL; /* nothing, or another spare is at it */
-    if (atomic_load_explicit(&v->current, memory_order_relaxed) != NULL) {
+    if (atomic_load_explicit(&v->current, memory_order_acquire) != NULL) {
         while (atomic_load_explicit(&v->rn_busy, memory_order_acquire) != 0)
             weft__cpu_relax();
         if ((g = rn_load(v)) != NULL)
@@ -1164,7 +1168,7 @@ static weft_green *steal_patron_ring(weft__worker *w, weft__worker *v)
 
     if (weft__runq_len(&v->rq) == 0 || !gate_enter(v))
         return NULL; /* nothing, or another spare is at it */
-    if (atomic_load_explicit(&v->current, memory_order_relaxed) != NULL) {
+    if (atomic_load_explicit(&v->current, memory_order_acquire) != NULL) {
         while (atomic_load_explicit(&v->rn_busy, memory_order_acquire) != 0)
             weft__cpu_relax();
         g = weft__runq_steal(&w->rq, &v->rq);
