@@ -16,6 +16,10 @@
  * release that thread was making at the fork: the child's handler clears
  * every slot but its own.
  *
+ * A window opened inside another (a release whose wake-up releases an
+ * internal lock) takes the next entry of the slot; the scan looks at all
+ * of them.  A slot's obj[] is scanned at any time, depth only by its owner.
+ *
  * The wait spins (the window is a handful of instructions, or a wake-up
  * under a primitive's guard), yielding the CPU after a while in case the
  * thread in the window was preempted on this very core.
@@ -45,11 +49,18 @@ static _Atomic uint32_t hw; /* one past the highest index handed out */
 static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+static void clear(weft__inflight *s)
+{
+    for (int k = 0; k < WEFT__INFLIGHT_DEPTH; k++)
+        atomic_store_explicit(&s->obj[k], NULL, memory_order_release);
+    s->depth = 0;
+}
+
 static void release_slot(void *p)
 {
     weft__inflight *s = p;
 
-    atomic_store_explicit(&s->obj, NULL, memory_order_release);
+    clear(s);
     if (weft__tls_inflight == s)
         weft__tls_inflight = NULL;
     atomic_store_explicit(&s->used, 0, memory_order_release);
@@ -64,7 +75,7 @@ static void after_fork_child(void)
     for (uint32_t i = 0; i < n && c != NULL; i++) {
         weft__inflight *s = &c->slot[i % CHUNK];
         if (s != mine) {
-            atomic_store_explicit(&s->obj, NULL, memory_order_relaxed);
+            clear(s);
             atomic_store_explicit(&s->used, 0, memory_order_relaxed);
         }
         if (i % CHUNK == CHUNK - 1)
@@ -115,7 +126,9 @@ static weft__inflight *take_slot(void)
                 WEFT_PANIC("in-flight slots: out of memory for %u threads",
                            (unsigned)(base + CHUNK + 1));
             for (uint32_t i = 0; i < CHUNK; i++) {
-                atomic_init(&fresh->slot[i].obj, NULL);
+                for (int k = 0; k < WEFT__INFLIGHT_DEPTH; k++)
+                    atomic_init(&fresh->slot[i].obj[k], NULL);
+                fresh->slot[i].depth = 0;
                 atomic_init(&fresh->slot[i].used, 0);
             }
             atomic_init(&fresh->next, NULL);
@@ -128,6 +141,12 @@ static weft__inflight *take_slot(void)
         }
         c = next;
     }
+}
+
+void weft__inflight_too_deep(void)
+{
+    WEFT_PANIC("in-flight slots: more than %d windows open at once",
+               WEFT__INFLIGHT_DEPTH);
 }
 
 weft__inflight *weft__inflight_slow(void)
@@ -148,13 +167,16 @@ void weft__inflight_wait(const void *obj)
 
     for (uint32_t i = 0; i < n && c != NULL; i++) {
         weft__inflight *s = &c->slot[i % CHUNK];
-        unsigned spins = 0;
 
-        while (atomic_load_explicit(&s->obj, memory_order_acquire) == obj) {
-            if (++spins < SPIN_BEFORE_YIELD)
-                weft__cpu_relax();
-            else
-                sched_yield();
+        for (int k = 0; k < WEFT__INFLIGHT_DEPTH; k++) {
+            unsigned spins = 0;
+            while (atomic_load_explicit(&s->obj[k], memory_order_acquire) ==
+                   obj) {
+                if (++spins < SPIN_BEFORE_YIELD)
+                    weft__cpu_relax();
+                else
+                    sched_yield();
+            }
         }
         if (i % CHUNK == CHUNK - 1)
             c = atomic_load_explicit(&c->next, memory_order_acquire);

@@ -41,31 +41,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Windows nest (a release's wake-up may release an internal lock): up to
+ * WEFT__INFLIGHT_DEPTH at once, innermost last. */
+#define WEFT__INFLIGHT_DEPTH 4
+
 typedef struct weft__inflight {
-    _Atomic(const void *) obj;    /* the object in flight, or NULL */
+    _Atomic(const void *) obj[WEFT__INFLIGHT_DEPTH]; /* in flight, or NULL */
+    uint32_t depth;               /* windows open; the owner's alone */
     _Atomic uint32_t used;        /* 1 while a thread owns the slot */
 } __attribute__((aligned(64))) weft__inflight;
 
 extern _Thread_local weft__inflight *weft__tls_inflight
     __attribute__((tls_model("initial-exec")));
 weft__inflight *weft__inflight_slow(void);
+_Noreturn void weft__inflight_too_deep(void);
 
 /* Name obj in the calling OS thread's slot, before the store that lets
- * other threads in.  Windows do not nest. */
+ * other threads in. */
 static inline void weft__inflight_enter(const void *obj)
 {
     weft__inflight *s = weft__tls_inflight;
+    uint32_t d;
 
     if (__builtin_expect(s == 0, 0))
         s = weft__inflight_slow();
-    atomic_store_explicit(&s->obj, obj, memory_order_release);
+    d = s->depth;
+    if (__builtin_expect(d >= WEFT__INFLIGHT_DEPTH, 0))
+        weft__inflight_too_deep();
+    s->depth = d + 1;
+    atomic_store_explicit(&s->obj[d], obj, memory_order_release);
 }
 
-/* After the call's last touch of the object. */
+/* After the call's last touch of the object: closes the innermost window. */
 static inline void weft__inflight_leave(void)
 {
-    atomic_store_explicit(&weft__tls_inflight->obj, NULL,
-                          memory_order_release);
+    weft__inflight *s = weft__tls_inflight;
+    uint32_t d = --s->depth;
+
+    atomic_store_explicit(&s->obj[d], NULL, memory_order_release);
 }
 
 /* Return once no OS thread has obj in flight (for fini and destroy). */
