@@ -9,15 +9,15 @@
  * holds, waits or is queued) and frees the object.  A must not touch the
  * lock after the point where B could get in, or it reads (or, through
  * release_slow, writes) freed memory; src/sync/lock.c's release loads
- * waiters after its store of locked.  Pairs outnumber the cores, so A is
- * now and then preempted inside that window; under AddressSanitizer the
- * read of the freed lock is reported as a heap-use-after-free (the window
- * is a few instructions wide: at WEFT_TEST_SCALE=5 about half the runs
- * fail on this 2-core machine).  ThreadSanitizer sees it without the
- * preemption - nothing orders that read before the free - and fails every
- * run at the default scale.  Without a sanitizer the test passes: the read
- * goes unnoticed.  Bounded by a round count and a time budget, both
- * scaled. */
+ * waiters after its store of locked, so it names the lock in its in-flight
+ * slot (src/platform/inflight.h) for that window and fini waits it out.
+ * Pairs outnumber the cores, so A is now and then preempted inside the
+ * window.  Before the slots, AddressSanitizer reported the read of the
+ * freed lock as a heap-use-after-free in about half the runs at
+ * WEFT_TEST_SCALE=5 on this 2-core machine, and ThreadSanitizer (nothing
+ * ordered that read before the free) failed every run at the default
+ * scale.  Without a sanitizer the test passes either way: the read goes
+ * unnoticed.  Bounded by a round count and a time budget, both scaled. */
 #include "support.h"
 
 #include <stdatomic.h>

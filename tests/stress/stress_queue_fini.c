@@ -1,20 +1,18 @@
-/* stress_queue_fini.c - a lock-free FIFO queue destroyed by its consumer
- * as soon as it has the last item, while the producer may still be inside
- * the put that delivered it.  weft_queue_destroy is -EBUSY only while a
- * thread is parked on the queue, and include/weft/sync.h's rule for every
- * primitive is that the destroy waits out a thread still inside the call
- * that handed something over; the locked queues do (the put holds the
- * guard, which destroy takes), the lock-free path (src/queue/fast.c) reads
- * the queue again after publishing the item (after_put's look at nget) and
- * may serve waiters on it.  Pairs outnumber the cores, so a producer is
- * now and then preempted between its publish and that look; under
- * AddressSanitizer the read of the freed queue is reported (the window is
- * a few instructions wide: at WEFT_TEST_SCALE=5 most runs fail within
- * about 20 s on this 2-core machine).  ThreadSanitizer sees it without the
- * preemption - nothing orders that read before the free - and fails every
- * run at the default scale.  Without a sanitizer the test passes: the read
- * goes unnoticed.  Bounded by a round count and a time budget, both
- * scaled; one case per store (ring, segments). */
+/* stress_queue_fini.c - a lock-free FIFO queue destroyed as soon as its
+ * owner has seen the queue finished, while the other thread may still be
+ * inside the call that finished it: the consumer destroys it right after
+ * the last get, while the put that delivered the item may still look at
+ * the getter count (after_put); or the owner destroys it right after a
+ * polling join returned, while the task_done that let it return may still
+ * look at the joiner count.  src/queue/fast.c closes both windows with
+ * the in-flight slot (src/platform/inflight.h), which destroy waits out.
+ * Pairs outnumber the cores, so a thread is now and then preempted inside
+ * its window; before the slots, ThreadSanitizer failed every run of the
+ * first two cases at the default scale (nothing ordered the read before
+ * the free), AddressSanitizer most runs at WEFT_TEST_SCALE=5.  Without a
+ * sanitizer the test passes either way: the read goes unnoticed.  Bounded
+ * by a round count and a time budget, both scaled; each case per store
+ * (ring, segments). */
 #include "support.h"
 
 #include <stdatomic.h>
@@ -24,6 +22,7 @@
 struct pair {
     _Atomic(weft_queue *) slot; /* the consumer hands over the next queue */
     _Atomic int stop;
+    int join;                   /* the worker gets and task_dones instead */
     size_t maxsize;
     long rounds;
     int64_t until;
@@ -35,12 +34,20 @@ static int producer(void *p)
 
     for (;;) {
         weft_queue *q;
+        void *item = NULL;
         while ((q = atomic_exchange(&x->slot, NULL)) == NULL) {
             if (atomic_load(&x->stop))
                 return 0;
             weft__cpu_relax();
         }
-        if (weft_queue_put(q, (void *)1, WEFT_FOREVER) != 0) /* last touch */
+        if (!x->join) {
+            if (weft_queue_put(q, (void *)1, WEFT_FOREVER) != 0)
+                return -1; /* the put was the last touch */
+            continue;
+        }
+        if (weft_queue_get(q, &item, WEFT_FOREVER) != 0 || item != (void *)1)
+            return -1;
+        if (weft_queue_task_done(q) != 0) /* last touch */
             return -1;
     }
 }
@@ -56,6 +63,19 @@ static int consumer(void *p)
 
         if (weft_queue_create(&q, WEFT_QUEUE_FIFO, x->maxsize) != 0)
             return -1;
+        if (x->join) {
+            /* The other side gets the item and calls task_done; a join
+             * that polls (never parks) returns the moment the count
+             * drops, while task_done may still look at the joiners. */
+            if (weft_queue_put(q, (void *)1, WEFT_FOREVER) != 0)
+                return -1;
+            atomic_store(&x->slot, q);
+            while ((rc = weft_queue_join(q, WEFT_NOW)) == -ETIMEDOUT)
+                weft__cpu_relax();
+            if (rc != 0 || weft_queue_destroy(q, NULL) != 0)
+                return -4;
+            continue;
+        }
         atomic_store(&x->slot, q);
         /* Poll without parking: a parked getter would be served under the
          * guard, which destroy waits for. */
@@ -70,7 +90,7 @@ static int consumer(void *p)
     return 0;
 }
 
-static void run_pairs(size_t maxsize)
+static void run_pairs(size_t maxsize, int join)
 {
     enum { P = 4 };
     static struct pair x[P];
@@ -80,6 +100,7 @@ static void run_pairs(size_t maxsize)
         atomic_store(&x[i].slot, NULL);
         atomic_store(&x[i].stop, 0);
         x[i].maxsize = maxsize;
+        x[i].join = join;
         x[i].rounds = 1000000 * test_scale();
         x[i].until = weft_deadline_in(MS(2000) * test_scale() * test_slow());
         a[i] = tt_start(producer, &x[i]);
@@ -93,13 +114,25 @@ static void run_pairs(size_t maxsize)
 
 START_TEST(destroy_right_after_the_last_get_ring)
 {
-    run_pairs(16);
+    run_pairs(16, 0);
 }
 END_TEST
 
 START_TEST(destroy_right_after_the_last_get_segments)
 {
-    run_pairs(0);
+    run_pairs(0, 0);
+}
+END_TEST
+
+START_TEST(destroy_right_after_join_ring)
+{
+    run_pairs(16, 1);
+}
+END_TEST
+
+START_TEST(destroy_right_after_join_segments)
+{
+    run_pairs(0, 1);
 }
 END_TEST
 
@@ -111,6 +144,8 @@ static Suite *queue_fini_suite(void)
     tcase_set_timeout(c, 60);
     tcase_add_test(c, destroy_right_after_the_last_get_ring);
     tcase_add_test(c, destroy_right_after_the_last_get_segments);
+    tcase_add_test(c, destroy_right_after_join_ring);
+    tcase_add_test(c, destroy_right_after_join_segments);
     suite_add_tcase(s, c);
     return s;
 }
